@@ -1,0 +1,183 @@
+"""OAuth 2.0 client-credentials flow against Schneider's token endpoint.
+
+Strict in what it sends (POST, form body, ``grant_type=client_credentials``, Basic or body client auth),
+liberal in what it accepts (``expires_in`` as number, string or missing; any ``token_type`` casing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from airflow_provider_schneider.exceptions import SchneiderAuthError, SchneiderTokenEndpointError
+from airflow_provider_schneider.redaction import redact, register_secret
+from airflow_provider_schneider.retrying import (
+    RETRYABLE_STATUSES,
+    TRANSIENT_TRANSPORT_ERRORS,
+    TransientFailure,
+    call_with_retries,
+    describe_transport_error,
+    parse_retry_after,
+)
+from airflow_provider_schneider.settings import SchneiderSettings
+
+log = logging.getLogger(__name__)
+
+#: Schneider documents one-hour tokens; used when a response omits ``expires_in``.
+DEFAULT_LIFETIME = 3600.0
+#: A leeway never eats more than this share of a token's life, so short-lived tokens are still used.
+MAX_LEEWAY_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class Token:
+    """A bearer token and when it stops being valid (epoch seconds). ``repr`` hides the token."""
+
+    access_token: str = field(repr=False)
+    expires_at: float
+    lifetime: float
+    token_type: str = "Bearer"
+
+    def is_fresh(self, leeway: float, now: float | None = None) -> bool:
+        """True while the token may start a request: ``now < expires_at - leeway`` (leeway capped)."""
+        now = time.time() if now is None else now
+        return now < self.expires_at - min(leeway, self.lifetime * MAX_LEEWAY_SHARE)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "expires_at": self.expires_at,
+            "lifetime": self.lifetime,
+            "token_type": self.token_type,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Token | None:
+        """Rebuild a cached token; ``None`` for anything malformed (a cache entry is never trusted blindly)."""
+        try:
+            token = cls(
+                access_token=str(data["access_token"]),
+                expires_at=float(data["expires_at"]),
+                lifetime=float(data["lifetime"]),
+                token_type=str(data.get("token_type") or "Bearer"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        return token if token.access_token and token.lifetime > 0 else None
+
+
+def _error_text(response: requests.Response) -> str:
+    """The OAuth ``error``/``error_description`` (or Schneider's error shape) of a token response."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        parts = [
+            str(body[k])
+            for k in ("error", "error_description", "code", "userMessage", "message", "fault")
+            if body.get(k)
+        ]
+        if parts:
+            return ": ".join(parts)[:500]
+    content_type = response.headers.get("Content-Type", "")
+    if "html" in content_type.lower() or response.text.lstrip().startswith("<"):
+        return "HTML error page"
+    return (response.text or "empty body").strip()[:200]
+
+
+def parse_token_response(body: bytes, *, conn_id: str, token_url: str, now: float | None = None) -> Token:
+    """Turn a 200 token response into a :class:`Token`, or raise a clear error."""
+    where = f"Schneider connection '{conn_id}': token endpoint {token_url}"
+    try:
+        data = json.loads(body)
+    except ValueError:
+        snippet = "an HTML page" if body.lstrip()[:1] == b"<" else "invalid JSON"
+        raise SchneiderTokenEndpointError(f"{where} returned {snippet} instead of a JSON token") from None
+    if not isinstance(data, dict):
+        raise SchneiderTokenEndpointError(f"{where} returned JSON that is not an object")
+    access_token = data.get("access_token")
+    if not isinstance(access_token, str) or not access_token.strip():
+        keys = ", ".join(sorted(map(str, data))) or "none"
+        raise SchneiderTokenEndpointError(f"{where} returned no 'access_token' (fields: {keys})")
+    register_secret(access_token)
+    token_type = data.get("token_type") or "Bearer"
+    if not isinstance(token_type, str) or token_type.strip().lower() != "bearer":
+        raise SchneiderTokenEndpointError(f"{where} returned unsupported token_type {token_type!r}")
+    lifetime = _lifetime(data.get("expires_in"), where)
+    issued = time.time() if now is None else now
+    return Token(access_token=access_token.strip(), expires_at=issued + lifetime, lifetime=lifetime)
+
+
+def _lifetime(raw: Any, where: str) -> float:
+    if raw is None or raw == "":
+        return DEFAULT_LIFETIME
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        lifetime = float(raw)
+    except (TypeError, ValueError):
+        log.warning("%s sent unreadable expires_in %r; assuming %ds", where, raw, DEFAULT_LIFETIME)
+        return DEFAULT_LIFETIME
+    if lifetime != lifetime or lifetime <= 0:
+        log.warning("%s sent expires_in %r; assuming %ds", where, raw, DEFAULT_LIFETIME)
+        return DEFAULT_LIFETIME
+    return lifetime
+
+
+def request_token(settings: SchneiderSettings, session: requests.Session) -> Token:
+    """POST the client credentials and return a fresh token.
+
+    400/401/403 mean the credentials (or the grant) were rejected: raised at once, never retried, because
+    repeated failures can lock the technical user. 429, 5xx and transport errors are retried.
+    """
+    if not settings.client_id or not settings.client_secret:
+        raise SchneiderAuthError(f"Schneider connection '{settings.conn_id}': no client id/secret to request a token")
+    form = {"grant_type": "client_credentials"}
+    if settings.scope:
+        form["scope"] = settings.scope
+    auth: tuple[str, str] | None = None
+    if settings.client_auth == "body":
+        form.update(client_id=settings.client_id, client_secret=settings.client_secret)
+    else:
+        auth = (settings.client_id, settings.client_secret)
+    where = f"Schneider connection '{settings.conn_id}': token endpoint {settings.token_url}"
+
+    def attempt() -> Token:
+        try:
+            response = session.post(
+                settings.token_url,
+                data=form,
+                auth=auth,
+                headers={"Accept": "application/json"},
+                timeout=(settings.connect_timeout, settings.timeout),
+                verify=settings.verify,
+                allow_redirects=False,
+            )
+        except TRANSIENT_TRANSPORT_ERRORS as exc:
+            reason = describe_transport_error(exc)
+            raise TransientFailure(
+                SchneiderTokenEndpointError(f"{where} unreachable: {reason}"), reason=reason
+            ) from None
+        status = response.status_code
+        if status == 200:
+            return parse_token_response(response.content, conn_id=settings.conn_id, token_url=settings.token_url)
+        detail = redact(_error_text(response), settings.secrets)
+        if status in (400, 401, 403):
+            raise SchneiderAuthError(
+                f"{where} rejected the client credentials (HTTP {status}: {detail}). "
+                "Check the Client ID / Client secret / environment of the connection; not retried."
+            )
+        error = SchneiderTokenEndpointError(f"{where} failed with HTTP {status}: {detail}")
+        if status in RETRYABLE_STATUSES:
+            raise TransientFailure(
+                error, retry_after=parse_retry_after(response.headers.get("Retry-After")), reason=f"HTTP {status}"
+            )
+        raise error
+
+    return call_with_retries(attempt, policy=settings.retry, log=log, describe=f"token request ({where})")

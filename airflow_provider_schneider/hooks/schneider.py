@@ -1,0 +1,190 @@
+"""SchneiderHook: the public entry point. Thin: reads the connection once and wires the pieces together."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator, Mapping
+from functools import cached_property
+from typing import Any
+
+import requests
+
+from airflow_provider_schneider.auth import Token, request_token
+from airflow_provider_schneider.exceptions import SchneiderError, SchneiderResponseError
+from airflow_provider_schneider.http import SchneiderHttpClient, build_session
+from airflow_provider_schneider.pagination import Page, PageCounters, iter_pages, records_of
+from airflow_provider_schneider.redaction import redact, register_secret
+from airflow_provider_schneider.settings import (
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    MAX_CONCURRENCY_CAP,
+    SchneiderSettings,
+    settings_from_connection,
+)
+from airflow_provider_schneider.token_cache import TokenManager
+
+try:
+    from airflow.sdk import BaseHook
+except ImportError:  # pragma: no cover - Airflow 3.0
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+
+
+class SchneiderHook(BaseHook):
+    """Calls Schneider Electric partner APIs with OAuth2 client credentials (or an API key).
+
+    Tokens are reused across task runs, processes and workers (see ``token_cache``); calls are retried on
+    429/5xx/transport errors, capped at the connection's ``max_concurrency``, and errors surface as
+    :class:`~airflow_provider_schneider.exceptions.SchneiderApiError`.
+
+    :param schneider_conn_id: Airflow connection id (type ``schneider``).
+    :param overrides: connection extras to override for this hook (e.g. ``{"retry_max_attempts": 2}``).
+    """
+
+    conn_name_attr = "schneider_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "Schneider Electric"
+
+    def __init__(
+        self,
+        schneider_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        overrides: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.schneider_conn_id = schneider_conn_id
+        self.overrides = dict(overrides or {})
+
+    # -- wiring -------------------------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> SchneiderSettings:
+        conn = self.get_connection(self.schneider_conn_id)
+        settings = settings_from_connection(conn, overrides=self.overrides)
+        register_secret(*settings.secrets)
+        if settings.client_id and settings.client_secret:
+            register_secret(base64.b64encode(f"{settings.client_id}:{settings.client_secret}".encode()).decode())
+        return settings
+
+    @cached_property
+    def _session(self) -> requests.Session:
+        return build_session(self.settings.max_concurrency)
+
+    @cached_property
+    def token_manager(self) -> TokenManager | None:
+        """``None`` for API-key connections, which never request a token."""
+        if self.settings.uses_api_key:
+            return None
+        return TokenManager(self.settings, fetch=lambda: request_token(self.settings, self._session))
+
+    @cached_property
+    def client(self) -> SchneiderHttpClient:
+        manager = self.token_manager
+        return SchneiderHttpClient(
+            self.settings,
+            get_token=manager.get_token if manager else None,
+            invalidate_token=manager.invalidate if manager else None,
+            session=self._session,
+        )
+
+    # -- public API ---------------------------------------------------------------------------------------
+
+    def get_conn(self) -> SchneiderHttpClient:
+        """Airflow's conventional accessor: the configured HTTP client."""
+        return self.client
+
+    def get_token(self) -> str:
+        """A bearer token valid for at least the leeway, from the cheapest cache tier that has one."""
+        if self.token_manager is None:
+            raise SchneiderError(
+                f"Schneider connection '{self.schneider_conn_id}' uses an API key; it has no bearer token"
+            )
+        return self.token_manager.get_token().access_token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        retry: bool | None = None,
+    ) -> Any:
+        """Call ``path`` (relative to the API host) and return parsed JSON.
+
+        GETs are retried on transient failures; writes only when ``retry=True`` is passed explicitly.
+        """
+        return self.client.request(method, path, params=params, json_body=json, retry=retry)
+
+    def _page_error(self, path: str) -> Any:
+        def error(message: str, page: int) -> SchneiderResponseError:
+            return SchneiderResponseError(message, conn_id=self.schneider_conn_id, method="GET", path=path, page=page)
+
+        return error
+
+    def iter_page_objects(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        page_size: int | None = None,
+        max_concurrency: int | None = None,
+        page_param: str = "page",
+        page_size_param: str = "page-size",
+    ) -> Iterator[Page]:
+        """Pages with their counters; see :meth:`iter_pages`."""
+        size = page_size or self.settings.page_size
+        concurrency = min(max_concurrency or self.settings.max_concurrency, MAX_CONCURRENCY_CAP)
+        base = {k: v for k, v in (params or {}).items() if k not in (page_param, page_size_param)}
+
+        def fetch(number: int) -> Any:
+            query = {**base, page_param: number, page_size_param: size}
+            return self.client.request("GET", path, params=query, page=number)
+
+        return iter_pages(fetch, counters=PageCounters(self._page_error(path)), max_concurrency=concurrency)
+
+    def iter_pages(self, path: str, *, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Iterator[dict]:
+        """Every page body of a page-number paginated GET, in order, stopping on ``totalNumberOfPages``."""
+        for page in self.iter_page_objects(path, params=params, **kwargs):
+            yield page.body
+
+    def iter_records(
+        self,
+        path: str,
+        *,
+        records_field: str,
+        params: Mapping[str, Any] | None = None,
+        on_page: Callable[[Page], None] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[dict]:
+        """Every record of a paginated GET (e.g. ``records_field="orderList"``), in a stable order.
+
+        ``on_page`` is called once per page as it arrives (operators count pages with it).
+        """
+        error = self._page_error(path)
+        for page in self.iter_page_objects(path, params=params, **kwargs):
+            if on_page is not None:
+                on_page(page)
+            yield from records_of(page, records_field, error)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Request a real token (bypassing the cache), then make ``test_path`` call if one is configured."""
+        try:
+            settings = self.settings
+            if self.token_manager is not None:
+                token: Token = request_token(settings, self._session)
+                message = f"Token endpoint {settings.token_url} issued a token valid for {token.lifetime:.0f}s"
+            else:
+                message = "API key configured (no token endpoint in API-key mode)"
+            test_path = (self.get_connection(self.schneider_conn_id).extra_dejson or {}).get("test_path")
+            if test_path:
+                self.request("GET", test_path)
+                message += f"; GET {test_path} succeeded"
+            return True, message
+        except Exception as exc:  # noqa: BLE001 - the UI shows the message, whatever failed
+            return False, redact(str(exc), self.settings.secrets if "settings" in self.__dict__ else ())
+
+    def close(self) -> None:
+        if "_session" in self.__dict__:
+            self._session.close()

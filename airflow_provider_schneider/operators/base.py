@@ -1,0 +1,169 @@
+"""Shared machinery of the Schneider operators: hook set-up, output location, sink, manifest, XCom guard.
+
+Module level imports stay light (DAG files import operators on every parse loop); the hook, requests and
+object storage load inside ``execute``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_schneider.exceptions import SchneiderError
+from airflow_provider_schneider.settings import DEFAULT_CONN_ID
+
+try:
+    from airflow.sdk import BaseOperator
+except ImportError:  # pragma: no cover - Airflow 3.0
+    from airflow.models import BaseOperator  # type: ignore[no-redef]
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_schneider.hooks.schneider import SchneiderHook
+
+log = logging.getLogger(__name__)
+
+OUTPUT_BASE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE"
+
+
+def default_output_base() -> str:
+    """``$AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE``, else ``file://$AIRFLOW_HOME/schneider_data``."""
+    base = os.environ.get(OUTPUT_BASE_ENV)
+    if base:
+        return base.rstrip("/")
+    home = os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow")
+    return f"file://{os.path.abspath(home)}/schneider_data"
+
+
+def interval_key(context: Mapping[str, Any]) -> str:
+    """One name per data interval (so a rerun replaces its own output); run id when there is no interval."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is not None and end is not None:
+        return f"{start:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(context.get("run_id") or "manual"))
+
+
+class SchneiderBaseOperator(BaseOperator):
+    """Pulls records from a Schneider API and streams them to JSON Lines; returns a small manifest.
+
+    :param schneider_conn_id: connection of type ``schneider``.
+    :param output_path: target URI (any ObjectStoragePath scheme, templated). Default:
+        ``{output_base}/{dag_id}/{task_id}/{data interval}[/map_{i}].jsonl``.
+    :param output_base: base URI of the default path (default ``$AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE``
+        or ``file://$AIRFLOW_HOME/schneider_data``).
+    :param compression: ``None`` or ``"gzip"``.
+    :param storage_conn_id: Airflow connection for the object store (s3, gcs, ...), if needed.
+    :param return_records: return the records themselves through XCom instead of writing a file; guarded
+        by ``max_xcom_records`` (a clear error rather than a bloated metadata DB).
+    :param max_concurrency: parallel calls for this task (capped by Schneider's limit of 10).
+    :param retry_max_attempts: per-task override of the connection's retry attempts.
+    :param retry_max_total_wait: per-task override of the connection's total retry wait (seconds).
+    """
+
+    template_fields: Sequence[str] = ("output_path", "output_base")
+    ui_color = "#3dcd58"  # Schneider green
+
+    def __init__(
+        self,
+        *,
+        schneider_conn_id: str = DEFAULT_CONN_ID,
+        output_path: str | None = None,
+        output_base: str | None = None,
+        compression: str | None = None,
+        storage_conn_id: str | None = None,
+        return_records: bool = False,
+        max_xcom_records: int = 1000,
+        max_concurrency: int | None = None,
+        retry_max_attempts: int | None = None,
+        retry_max_total_wait: float | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        if compression not in (None, "gzip"):
+            raise SchneiderError(f"{self.task_id}: compression must be None or 'gzip', got {compression!r}")
+        self.schneider_conn_id = schneider_conn_id
+        self.output_path = output_path
+        self.output_base = output_base
+        self.compression = compression
+        self.storage_conn_id = storage_conn_id
+        self.return_records = return_records
+        self.max_xcom_records = max_xcom_records
+        self.max_concurrency = max_concurrency
+        self.retry_max_attempts = retry_max_attempts
+        self.retry_max_total_wait = retry_max_total_wait
+        self.pages = 0
+
+    # -- to implement -------------------------------------------------------------------------------------
+
+    def iter_records(self, hook: SchneiderHook, context: Context) -> Iterator[Any]:
+        """Yield the records to store, in a stable order; count ``self.pages`` as pages arrive."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Secret-free facts about what was pulled, added to the manifest."""
+        return {}
+
+    # -- shared -------------------------------------------------------------------------------------------
+
+    def get_hook(self) -> SchneiderHook:
+        from airflow_provider_schneider.hooks.schneider import SchneiderHook
+
+        overrides = {
+            "max_concurrency": self.max_concurrency,
+            "retry_max_attempts": self.retry_max_attempts,
+            "retry_max_total_wait": self.retry_max_total_wait,
+        }
+        return SchneiderHook(self.schneider_conn_id, overrides={k: v for k, v in overrides.items() if v})
+
+    def resolve_output_path(self, context: Context) -> str:
+        if self.output_path:
+            return self.output_path
+        base = (self.output_base or default_output_base()).rstrip("/")
+        ti = context["ti"]
+        suffix = f"/map_{ti.map_index}" if getattr(ti, "map_index", -1) not in (None, -1) else ""
+        return f"{base}/{self.dag_id}/{self.task_id}/{interval_key(context)}{suffix}.jsonl"
+
+    def execute(self, context: Context) -> Any:
+        hook = self.get_hook()
+        self.pages = 0
+        try:
+            records = self.iter_records(hook, context)
+            if self.return_records:
+                return self._collect_for_xcom(records)
+            return self._write(records, context)
+        finally:
+            hook.close()
+
+    def _collect_for_xcom(self, records: Iterator[Any]) -> list[Any]:
+        collected: list[Any] = []
+        for record in records:
+            if len(collected) >= self.max_xcom_records:
+                raise SchneiderError(
+                    f"{self.task_id}: more than max_xcom_records={self.max_xcom_records} records; XCom lives in "
+                    "the metadata database, so write them to storage instead (return_records=False) or raise "
+                    "the limit deliberately"
+                )
+            collected.append(record)
+        log.info("Pulled %d records in %d page(s); returning them through XCom", len(collected), self.pages)
+        return collected
+
+    def _write(self, records: Iterator[Any], context: Context) -> dict[str, Any]:
+        from airflow_provider_schneider.sinks import JsonLinesSink
+
+        target = self.resolve_output_path(context)
+        with JsonLinesSink(target, compression=self.compression, storage_conn_id=self.storage_conn_id) as sink:
+            for record in records:
+                sink.write(record)
+        manifest = {**sink.manifest, "pages": self.pages, **self.describe()}
+        log.info(
+            "Wrote %d records from %d response(s), %d bytes, to %s",
+            manifest["records"],
+            self.pages,
+            manifest["bytes"],
+            manifest["uri"],
+        )
+        return manifest

@@ -1,0 +1,98 @@
+"""Page-number pagination that stops on ``totalNumberOfPages`` (Order Status never returns an empty page).
+
+Page 1 says how many pages exist; pages 2..N are then fetched concurrently through a bounded window and
+yielded strictly in page order, so records come out in a stable order and memory stays flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_schneider.concurrency import ordered_map
+
+FetchPage = Callable[[int], Any]
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    total_pages: int
+    total_records: int | None
+    body: dict[str, Any]
+
+
+def _as_int(value: Any) -> int | None:
+    """Counters may arrive as numbers or numeric strings; anything else is ``None``."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number == int(number) else None
+
+
+class PageCounters:
+    """Reads and checks the ``pagination`` block of one response."""
+
+    def __init__(self, error: Callable[[str, int], Exception]):
+        self.error = error
+
+    def read(self, body: Any, page: int) -> Page:
+        if not isinstance(body, dict):
+            raise self.error(f"expected a JSON object, got {type(body).__name__}", page)
+        block = body.get("pagination")
+        if not isinstance(block, dict):
+            raise self.error("response has no 'pagination' block; cannot tell how many pages exist", page)
+        total_pages = _as_int(block.get("totalNumberOfPages"))
+        if total_pages is None or total_pages < 0:
+            raise self.error(f"pagination.totalNumberOfPages is {block.get('totalNumberOfPages')!r}, not a count", page)
+        return Page(page, total_pages, _as_int(block.get("totalNumberOfRecords")), body)
+
+
+def iter_pages(
+    fetch: FetchPage,
+    *,
+    counters: PageCounters,
+    max_concurrency: int = 1,
+    max_pages: int | None = None,
+) -> Iterator[Page]:
+    """Yield every page once, in order. Pages 2..N run ``max_concurrency`` at a time once page 1 is in.
+
+    A later page whose ``totalNumberOfPages`` differs from page 1's, or whose ``pageNumber`` is not the one
+    asked for, is an error: the data moved under us and records could be lost or duplicated.
+    """
+    first = counters.read(fetch(1), 1)
+    yield first
+    last = first.total_pages if max_pages is None else min(first.total_pages, max_pages)
+    if last <= 1:
+        return
+
+    # Some gateways count pages from 0: compare echoes relative to page 1's, not to our own numbering.
+    first_echo = _as_int(first.body["pagination"].get("pageNumber"))
+    offset = 0 if first_echo is None else first_echo - 1
+
+    def checked(number: int) -> Page:
+        page = counters.read(fetch(number), number)
+        if page.total_pages != first.total_pages:
+            raise counters.error(
+                f"totalNumberOfPages changed from {first.total_pages} to {page.total_pages} during the pull", number
+            )
+        echoed = _as_int(page.body["pagination"].get("pageNumber"))
+        if echoed is not None and echoed - offset != number:
+            raise counters.error(f"asked for page {number} but the API returned page {echoed - offset}", number)
+        return page
+
+    yield from ordered_map(checked, range(2, last + 1), concurrency=max_concurrency)
+
+
+def records_of(page: Page, records_field: str, raise_error: Callable[[str, int], Exception]) -> list[Any]:
+    """The record list of a page; a missing field is only fine when the API said there are no records."""
+    records = page.body.get(records_field)
+    if records is None and (page.total_records == 0 or page.total_pages == 0):
+        return []
+    if not isinstance(records, list):
+        raise raise_error(f"field '{records_field}' is missing or not a list", page.number)
+    return records
