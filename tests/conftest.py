@@ -1,0 +1,96 @@
+"""Test set-up: a private AIRFLOW_HOME with a migrated SQLite DB, and the emulator in its own process.
+
+Airflow reads its configuration at import time, so the environment is prepared here, before any test
+module imports Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="schneider-tests-"))
+AIRFLOW_HOME = SESSION_DIR / "airflow_home"
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE": f"file://{SESSION_DIR}/data",
+        "AIRFLOW_PROVIDER_SCHNEIDER_TOKEN_CACHE_DIR": str(SESSION_DIR / "token_cache"),
+    }
+)
+os.environ.pop("AIRFLOW_CONN_SCHNEIDER_DEFAULT", None)
+
+from airflow_provider_schneider.emulator.client import EmulatorClient, EmulatorProcess  # noqa: E402
+
+CLIENT_ID = "demo-client"
+CLIENT_SECRET = "demo-secret"
+API_KEY = "demo-api-key"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Migrate the metadata DB once per session (a real SQLite database, not a mock)."""
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
+    )
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def emulator_process():
+    with EmulatorProcess() as process:
+        yield process
+
+
+@pytest.fixture
+def emulator(emulator_process) -> EmulatorClient:
+    """The emulator, reset to its startup state (counters, faults, tokens, knobs) for each test."""
+    client = emulator_process.client
+    client.reset()
+    return client
+
+
+def connection_json(url: str, **extra) -> str:
+    """A connection as Airflow reads it from ``AIRFLOW_CONN_*`` (JSON form)."""
+    login = extra.pop("login", CLIENT_ID)
+    password = extra.pop("password", CLIENT_SECRET)
+    return json.dumps(
+        {"conn_type": "schneider", "host": url, "login": login, "password": password, "extra": extra}
+    )
+
+
+@pytest.fixture
+def token_cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "token_cache"
+
+
+@pytest.fixture
+def schneider_conn(emulator, token_cache_dir, monkeypatch):
+    """``schneider_default`` pointing at the emulator, with a private host token cache; returns a setter
+    so a test can change extras (``schneider_conn(client_auth="body")``)."""
+    from airflow_provider_schneider import token_cache
+
+    token_cache._MEMORY.clear()
+
+    def configure(conn_id: str = "schneider_default", **extra) -> str:
+        extra.setdefault("token_cache_dir", str(token_cache_dir))
+        value = connection_json(emulator.url, **extra)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
+        return value
+
+    configure()
+    yield configure
+    token_cache._MEMORY.clear()
