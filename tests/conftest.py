@@ -67,9 +67,7 @@ def connection_json(url: str, **extra) -> str:
     """A connection as Airflow reads it from ``AIRFLOW_CONN_*`` (JSON form)."""
     login = extra.pop("login", CLIENT_ID)
     password = extra.pop("password", CLIENT_SECRET)
-    return json.dumps(
-        {"conn_type": "schneider", "host": url, "login": login, "password": password, "extra": extra}
-    )
+    return json.dumps({"conn_type": "schneider", "host": url, "login": login, "password": password, "extra": extra})
 
 
 @pytest.fixture
@@ -94,3 +92,11 @@ def schneider_conn(emulator, token_cache_dir, monkeypatch):
     configure()
     yield configure
     token_cache._MEMORY.clear()
+
+
+@pytest.fixture
+def run_dag(airflow_db, schneider_conn):
+    """Run a DAG from ``dags/`` with ``airflow dags test`` in a child process (see tests/dagrun.py)."""
+    from tests.dagrun import run_dag as _run
+
+    return _run

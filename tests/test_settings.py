@@ -1,0 +1,161 @@
+"""Connection -> settings: every way a connection arrives, and every bad input failing clearly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_schneider.exceptions import SchneiderConfigError
+from airflow_provider_schneider.settings import ENVIRONMENTS, settings_from_connection
+
+SECRET = "s3cr3t-Value-Never-Printed"
+
+
+def make_conn(conn_id: str = "sch_test", **kwargs):
+    from airflow.sdk import Connection
+
+    kwargs.setdefault("conn_type", "schneider")
+    kwargs.setdefault("login", "client-1")
+    kwargs.setdefault("password", SECRET)
+    extra = kwargs.pop("extra", None)
+    return Connection(conn_id=conn_id, extra=json.dumps(extra) if extra is not None else None, **kwargs)
+
+
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_environment_sets_token_url_and_host(environment):
+    settings = settings_from_connection(make_conn(extra={"environment": environment}))
+    assert (settings.token_url, settings.api_base_url) == ENVIRONMENTS[environment]
+
+
+def test_defaults_are_production_basic_auth_all_tiers():
+    settings = settings_from_connection(make_conn())
+    assert settings.environment == "production"
+    assert settings.token_url == "https://api.se.com/token"
+    assert settings.api_base_url == "https://api.se.com"
+    assert settings.client_auth == "basic"
+    assert settings.token_cache == ("memory", "file", "variable")
+    assert settings.verify is True
+    assert (settings.connect_timeout, settings.timeout) == (10.0, 60.0)
+    assert settings.max_concurrency == 4
+
+
+def test_host_overrides_environment_and_derives_token_url():
+    settings = settings_from_connection(make_conn(host="http://127.0.0.1:8080/", extra={"environment": "qa"}))
+    assert settings.api_base_url == "http://127.0.0.1:8080"
+    assert settings.token_url == "http://127.0.0.1:8080/token"
+
+
+def test_token_url_override_and_string_numbers_from_ui_form():
+    settings = settings_from_connection(
+        make_conn(
+            extra={
+                "extra__schneider__token_url": "https://sso.example.com/oauth/token",
+                "timeout": "12.5",
+                "max_concurrency": "8",
+                "client_auth": "BODY",
+                "token_cache": "memory, file",
+                "verify_ssl": "true",
+            }
+        )
+    )
+    assert settings.token_url == "https://sso.example.com/oauth/token"
+    assert settings.timeout == 12.5
+    assert settings.max_concurrency == 8
+    assert settings.client_auth == "body"
+    assert settings.token_cache == ("memory", "file")
+
+
+def test_uri_form_with_scheme_in_schema_field():
+    from airflow.sdk import Connection
+
+    conn = Connection.from_json(
+        json.dumps({"conn_type": "schneider", "host": "localhost", "port": 9999, "schema": "http", "login": "a"}),
+        conn_id="x",
+    )
+    conn.password = SECRET
+    assert settings_from_connection(conn).api_base_url == "http://localhost:9999"
+
+
+def test_env_var_uri_and_json_forms_read_by_the_hook(monkeypatch):
+    from airflow_provider_schneider.hooks.schneider import SchneiderHook
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SCH_URI",
+        f"schneider://client-1:{SECRET}@127.0.0.1:8081/http?environment=qa&scope=all&client_auth=body",
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SCH_JSON",
+        json.dumps(
+            {"conn_type": "schneider", "login": "client-1", "password": SECRET, "extra": {"environment": "preprod"}}
+        ),
+    )
+    uri = SchneiderHook("sch_uri").settings
+    assert (uri.api_base_url, uri.token_url, uri.scope, uri.client_auth) == (
+        "http://127.0.0.1:8081",
+        "http://127.0.0.1:8081/token",
+        "all",
+        "body",
+    )
+    assert uri.client_secret == SECRET
+    as_json = SchneiderHook("sch_json").settings
+    assert as_json.token_url == "https://api.preprod.se.com/token"
+
+
+def test_api_key_alone_is_enough():
+    settings = settings_from_connection(make_conn(login=None, password=None, extra={"api_key": "k" * 20}))
+    assert settings.uses_api_key
+
+
+BAD_INPUTS = [
+    ({"extra": {"environment": "staging"}}, "environment"),
+    ({"password": None}, "password"),
+    ({"login": None}, "login"),
+    ({"extra": {"timeout": "ten"}}, "timeout"),
+    ({"extra": {"connect_timeout": -1}}, "connect_timeout"),
+    ({"host": "http://api.example.com"}, "host"),
+    ({"extra": {"token_url": "http://10.1.2.3/token"}}, "token_url"),
+    ({"extra": {"token_url": "ftp://x/token"}}, "token_url"),
+    ({"extra": {"client_auth": "digest"}}, "client_auth"),
+    ({"extra": {"max_concurrency": 11}}, "max_concurrency"),
+    ({"extra": {"max_concurrency": "2.5"}}, "max_concurrency"),
+    ({"extra": {"token_cache": "memory,redis"}}, "token_cache"),
+    ({"extra": {"verify_ssl": "maybe"}}, "verify_ssl"),
+    ({"extra": {"ca_bundle": "/nonexistent/ca.pem"}}, "ca_bundle"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "field"), BAD_INPUTS, ids=[f for _, f in BAD_INPUTS])
+def test_bad_input_names_connection_and_field_never_the_secret(kwargs, field):
+    with pytest.raises(SchneiderConfigError) as info:
+        settings_from_connection(make_conn("my_conn", **kwargs))
+    text = str(info.value)
+    assert "my_conn" in text
+    assert f"'{field}'" in text
+    assert SECRET not in text
+
+
+def test_settings_repr_hides_secrets():
+    settings = settings_from_connection(make_conn(extra={"api_key": "APIKEY-should-not-show"}))
+    assert SECRET not in repr(settings)
+    assert "APIKEY-should-not-show" not in repr(settings)
+
+
+def test_connection_type_registered_with_form_fields():
+    """`airflow providers` machinery sees our connection type, its hook and its custom form fields."""
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    hook_info = manager.hooks.get("schneider")
+    assert hook_info is not None
+    assert hook_info.hook_class_name == "airflow_provider_schneider.hooks.schneider.SchneiderHook"
+    assert hook_info.connection_id_attribute_name == "schneider_conn_id"
+    widgets = manager.connection_form_widgets
+    assert widgets["extra__schneider__environment"].field["schema"]["enum"][-1] == "production"
+    assert widgets["extra__schneider__api_key"].is_sensitive
+    behaviour = manager.field_behaviours["schneider"]
+    assert behaviour["relabeling"] == {
+        "login": "Client ID",
+        "password": "Client secret",
+        "host": "API base URL (optional)",
+    }
