@@ -64,6 +64,20 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port", "extra"],
+    "relabeling": {
+        "login": "Client ID",
+        "password": "Client secret",
+        "host": "API base URL (optional)",
+    },
+    "placeholders": {
+        "host": "https://api.se.com (derived from Environment when empty)",
+        "login": "client id of your technical user",
+    },
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-schneider",
@@ -100,18 +114,7 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_provider_schneider.hooks.schneider.SchneiderHook",
                 "hook-name": "Schneider Electric",
                 "conn-fields": CONN_FIELDS,
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "extra"],
-                    "relabeling": {
-                        "login": "Client ID",
-                        "password": "Client secret",
-                        "host": "API base URL (optional)",
-                    },
-                    "placeholders": {
-                        "host": "https://api.se.com (derived from Environment when empty)",
-                        "login": "client id of your technical user",
-                    },
-                },
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],
     }

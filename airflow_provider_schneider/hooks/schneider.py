@@ -56,6 +56,41 @@ class SchneiderHook(BaseHook):
         self.schneider_conn_id = schneider_conn_id
         self.overrides = dict(overrides or {})
 
+    # -- connection form for Airflow < 3.2 (3.2+ reads conn-fields from get_provider_info) ---------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        from airflow_provider_schneider.get_provider_info import UI_FIELD_BEHAVIOUR
+
+        return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """WTForms widgets built from the same ``conn-fields`` definitions (needs Flask-AppBuilder)."""
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import BooleanField, IntegerField, PasswordField, StringField
+
+        from airflow_provider_schneider.get_provider_info import CONN_FIELDS
+
+        widgets: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            schema, label = spec["schema"], lazy_gettext(spec["label"])
+            kind = schema["type"][0]
+            if schema.get("format") == "password":
+                widgets[name] = PasswordField(label, widget=BS3PasswordFieldWidget(), description=spec["description"])
+            elif kind == "boolean":
+                widgets[name] = BooleanField(label, default=schema.get("default"), description=spec["description"])
+            elif kind == "integer":
+                widgets[name] = IntegerField(
+                    label, widget=BS3TextFieldWidget(), default=schema.get("default"), description=spec["description"]
+                )
+            else:
+                widgets[name] = StringField(
+                    label, widget=BS3TextFieldWidget(), default=schema.get("default"), description=spec["description"]
+                )
+        return widgets
+
     # -- wiring -------------------------------------------------------------------------------------------
 
     @cached_property
