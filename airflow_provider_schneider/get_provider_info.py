@@ -46,14 +46,15 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "page_size": _field(
         "Page size", "integer", "Records per page for paginated APIs (Order Status max 100).", default=100
     ),
+    # No ``default`` on fields whose key contains "token": Airflow masks such values in the form, so a
+    # pre-filled default would be saved as the literal "***". Empty means the documented default.
     "token_cache": _field(
         "Token cache tiers",
         "string",
-        "Comma list of memory,file,variable (default all) or 'none'. Shared tiers are encrypted.",
-        default="memory,file,variable",
+        "Comma list of memory,file,variable or 'none'; empty = all three. Shared tiers are encrypted.",
     ),
     "token_cache_dir": _field("Token cache directory", "string", "Host cache folder (default ~/.cache/...)."),
-    "token_leeway": _field("Token refresh leeway (s)", "number", "Refresh this long before expiry.", default=300),
+    "token_leeway": _field("Token refresh leeway (s)", "number", "Refresh this long before expiry; empty = 300."),
     "retry_max_attempts": _field("Retry: max attempts", "integer", "Attempts per idempotent call.", default=5),
     "retry_max_total_wait": _field(
         "Retry: max total wait (s)", "number", "Give up after waiting this long.", default=120
@@ -106,6 +107,18 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_schneider.operators.orders",
                     "airflow_provider_schneider.operators.products",
                 ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Schneider Electric",
+                "python-modules": ["airflow_provider_schneider.sensors.order_status"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Schneider Electric",
+                "python-modules": ["airflow_provider_schneider.triggers.order_status"],
             }
         ],
         "connection-types": [

@@ -1,0 +1,234 @@
+"""Wait for a Schneider order's status in the triggerer, without holding a worker slot.
+
+The trigger is stateless: everything it needs is in ``serialize()`` (connection id and plain parameters,
+never a token, with an absolute deadline), so a triggerer restart re-creates it and it simply polls again.
+Tokens come from the hook's cache tiers (memory -> host file -> Variable when available -> endpoint), so a
+restarted triggerer reuses the cached token instead of asking for a new one. The HTTP stack is the
+hook's (blocking ``requests``), run in a worker thread so the triggerer's event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_schneider.settings import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:
+    from airflow_provider_schneider.hooks.schneider import SchneiderHook
+
+ORDER_RESOURCE = "order_status"
+
+# Outcomes of one look at the order (also the ``status`` of the trigger's event, plus timeout/error).
+SUCCESS = "success"
+FAILURE = "failure"
+PENDING = "pending"
+NOT_FOUND = "not_found"
+TIMEOUT = "timeout"
+ERROR = "error"
+
+
+def normalize_statuses(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """One status or several, as a tuple of non-empty stripped strings (order kept, duplicates dropped)."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
+
+
+def order_status_of(order: Mapping[str, Any]) -> str | None:
+    """The order's status; ``orderStatus`` per the API, ``status`` accepted from other gateways."""
+    value = order.get("orderStatus", order.get("status"))
+    return None if value is None else str(value).strip()
+
+
+def find_order(hook: SchneiderHook, country: str, order_number: str) -> dict[str, Any] | None:
+    """The order whose ``orderNumber`` equals ``order_number`` (the API filter is a prefix match), or None.
+
+    Blocking (``requests``); the trigger runs it in a thread.
+    """
+    from airflow_provider_schneider.resources import get_resource
+
+    resource = get_resource(ORDER_RESOURCE)
+    path = resource.render_path({"country": country})
+    wanted = order_number.strip().casefold()
+    page_size = min(hook.settings.page_size, resource.max_page_size or hook.settings.page_size)
+    records = hook.iter_records(
+        path, records_field="orderList", params={"order-number": order_number.strip()}, page_size=page_size
+    )
+    for record in records:
+        if isinstance(record, Mapping) and str(record.get("orderNumber", "")).strip().casefold() == wanted:
+            return dict(record)
+    return None
+
+
+def classify(order: Mapping[str, Any] | None, targets: Iterable[str], failures: Iterable[str]) -> str:
+    """SUCCESS, FAILURE, PENDING or NOT_FOUND; statuses compare case-insensitively."""
+    if order is None:
+        return NOT_FOUND
+    status = (order_status_of(order) or "").casefold()
+    if status in {s.casefold() for s in targets}:
+        return SUCCESS
+    if status in {s.casefold() for s in failures}:
+        return FAILURE
+    return PENDING
+
+
+def describe(outcome: str, country: str, order_number: str, status: str | None, targets: Iterable[str]) -> str:
+    """The human sentence for an outcome, shared by the sensor's poke and the trigger's event."""
+    wanted = " or ".join(repr(s) for s in targets)
+    if outcome == SUCCESS:
+        return f"Order {order_number} ({country}) reached status {status!r}"
+    if outcome == FAILURE:
+        return f"Order {order_number} ({country}) has status {status!r}, a failure status: it will never reach {wanted}"
+    if outcome == NOT_FOUND:
+        return f"Order {order_number} ({country}) was not found by the Order Status API"
+    return f"Order {order_number} ({country}) has status {status!r}; waiting for {wanted}"
+
+
+class SchneiderOrderStatusTrigger(BaseTrigger):
+    """Poll Order Status until the order reaches a target or failure status, or the deadline passes.
+
+    Yields exactly one event: ``{"status": success|failure|not_found|timeout|error, "message", "country",
+    "order_number", "order_status", "order" (the order record, or None), "polls"}``; ``error`` events also
+    carry ``permanent`` (a rejected credential or bad configuration, which no retry can fix).
+
+    :param deadline: absolute end of the wait (epoch seconds), so a re-created trigger keeps the same end.
+    :param poll_interval: seconds between polls while the order is pending.
+    :param exponential_backoff: double the pending interval after each poll (up to ``max_poll_interval``).
+    :param max_poll_interval: cap of every wait, including the backoff after errors.
+    :param max_consecutive_errors: API failures in a row (after the hook's own retries) before giving up.
+    """
+
+    def __init__(
+        self,
+        *,
+        country: str,
+        order_number: str,
+        target_statuses: Iterable[str],
+        failure_statuses: Iterable[str] = (),
+        schneider_conn_id: str = DEFAULT_CONN_ID,
+        fail_if_not_found: bool = False,
+        poll_interval: float = 60.0,
+        exponential_backoff: bool = False,
+        max_poll_interval: float = 600.0,
+        max_consecutive_errors: int = 5,
+        deadline: float | None = None,
+    ):
+        super().__init__()
+        self.schneider_conn_id = schneider_conn_id
+        self.country = country
+        self.order_number = order_number
+        self.target_statuses = list(normalize_statuses(target_statuses))
+        self.failure_statuses = list(normalize_statuses(failure_statuses))
+        self.fail_if_not_found = bool(fail_if_not_found)
+        self.poll_interval = max(float(poll_interval), 0.0)
+        self.exponential_backoff = bool(exponential_backoff)
+        self.max_poll_interval = max(float(max_poll_interval), self.poll_interval)
+        self.max_consecutive_errors = max(int(max_consecutive_errors), 1)
+        self.deadline = None if deadline is None else float(deadline)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Connection id and plain values only: never a token or a secret (they would land in the DB)."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "schneider_conn_id": self.schneider_conn_id,
+                "country": self.country,
+                "order_number": self.order_number,
+                "target_statuses": list(self.target_statuses),
+                "failure_statuses": list(self.failure_statuses),
+                "fail_if_not_found": self.fail_if_not_found,
+                "poll_interval": self.poll_interval,
+                "exponential_backoff": self.exponential_backoff,
+                "max_poll_interval": self.max_poll_interval,
+                "max_consecutive_errors": self.max_consecutive_errors,
+                "deadline": self.deadline,
+            },
+        )
+
+    def _event(self, status: str, message: str, order: Mapping[str, Any] | None, polls: int, **extra: Any):
+        return TriggerEvent(
+            {
+                "status": status,
+                "message": message,
+                "country": self.country,
+                "order_number": self.order_number,
+                "order_status": order_status_of(order) if order else None,
+                "order": dict(order) if order else None,
+                "polls": polls,
+                **extra,
+            }
+        )
+
+    def _backoff(self, exponent: int) -> float:
+        return min(self.poll_interval * 2 ** min(exponent, 32), self.max_poll_interval)
+
+    def _remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.time()
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_schneider.hooks.schneider import SchneiderHook
+        from airflow_provider_schneider.redaction import redact
+
+        try:
+            from airflow.sdk.exceptions import AirflowFailException
+        except ImportError:  # pragma: no cover - older layouts
+            from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
+
+        hook = SchneiderHook(self.schneider_conn_id)
+        polls = errors = 0
+        last: dict[str, Any] | None = None
+        try:
+            while True:
+                remaining = self._remaining()
+                if remaining is not None and remaining <= 0:
+                    status = order_status_of(last) if last else None
+                    wanted = " or ".join(repr(s) for s in self.target_statuses)
+                    yield self._event(
+                        TIMEOUT,
+                        f"Timed out waiting for order {self.order_number} ({self.country}) to reach {wanted}; "
+                        f"last status seen: {status!r} after {polls} poll(s)",
+                        last,
+                        polls,
+                    )
+                    return
+                try:
+                    order = await asyncio.to_thread(find_order, hook, self.country, self.order_number)
+                except Exception as exc:  # noqa: BLE001 - every failure becomes an event or a backoff
+                    errors += 1
+                    permanent = isinstance(exc, AirflowFailException)
+                    text = redact(str(exc), hook.settings.secrets if "settings" in hook.__dict__ else ())
+                    if permanent or errors >= self.max_consecutive_errors:
+                        yield self._event(
+                            ERROR,
+                            f"Gave up polling order {self.order_number} ({self.country}) after {errors} failed "
+                            f"poll(s): {type(exc).__name__}: {text}",
+                            last,
+                            polls,
+                            permanent=permanent,
+                        )
+                        return
+                    delay = self._backoff(errors)
+                    self.log.warning("Order status poll failed (%d in a row), next in %.1fs: %s", errors, delay, text)
+                else:
+                    errors = 0
+                    polls += 1
+                    last = order or last
+                    outcome = classify(order, self.target_statuses, self.failure_statuses)
+                    message = describe(
+                        outcome, self.country, self.order_number, order_status_of(order or {}), self.target_statuses
+                    )
+                    if outcome in (SUCCESS, FAILURE) or (outcome == NOT_FOUND and self.fail_if_not_found):
+                        yield self._event(outcome, message, order, polls)
+                        return
+                    delay = self._backoff(polls - 1 if self.exponential_backoff else 0)
+                    self.log.info("%s (poll %d); next poll in %.1fs", message, polls, delay)
+                remaining = self._remaining()
+                await asyncio.sleep(max(0.0, delay if remaining is None else min(delay, remaining)))
+        finally:
+            hook.close()

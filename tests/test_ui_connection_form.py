@@ -1,0 +1,192 @@
+"""The ``schneider`` connection form in the real Airflow 3 UI, driven by headless Chromium, and the CLI test.
+
+A fresh AIRFLOW_HOME runs ``airflow api-server`` (SimpleAuthManager, all users admin, ``[core]
+test_connection = Enabled``). The browser adds a connection of type ``schneider`` through the form, checks
+that the provider's labels render, saves it and presses "Test": the API server's hook then really asks the
+emulator for a token and calls an API. Screenshots are kept in ``$SCHNEIDER_TEST_ARTEFACTS`` (default
+``/tmp/schneider-test-artefacts``); ``SCHNEIDER_UPDATE_DOCS_SCREENSHOT=1`` also refreshes the README's
+``docs/img/connection_form.png``.
+
+Needs the Debian packages ``chromium`` (and ``chromium-driver``) plus ``pip install playwright``; never
+``playwright install``: the system Chromium is used. Skipped with the reason when either is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_schneider.get_provider_info import CONN_FIELDS
+from tests.conftest import API_KEY, CLIENT_ID, CLIENT_SECRET, REPO
+from tests.ui_support import ApiServer, chromium_path
+
+CHROMIUM = chromium_path()
+ORDERS_PATH = "/v1/supply-chain/partner-order-status/orders/FR"
+ARTEFACTS = Path(os.environ.get("SCHNEIDER_TEST_ARTEFACTS", Path(tempfile.gettempdir()) / "schneider-test-artefacts"))
+DOCS_SCREENSHOT = REPO / "docs" / "img" / "connection_form.png"
+CONN_ID = "schneider_ui"
+
+
+# -- browser test -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api_server(tmp_path_factory) -> Iterator[ApiServer]:
+    if CHROMIUM is None:
+        pytest.skip("Chromium not found: apt-get install -y chromium chromium-driver (or set SCHNEIDER_TEST_CHROMIUM)")
+    pytest.importorskip("playwright.sync_api", reason="Playwright not installed: pip install playwright")
+    with ApiServer(tmp_path_factory.mktemp("ui_airflow_home")) as server:
+        yield server
+
+
+@pytest.fixture
+def page(api_server) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            pg = browser.new_page(viewport={"width": 1280, "height": 900})
+            pg.set_default_timeout(20_000)
+            yield pg
+        finally:
+            browser.close()
+
+
+def work_around_port_zero(page: Any, rewritten: list[dict]) -> None:
+    """Airflow <= 3.3.2 UI posts ``port: 0`` for a connection without a port, and the API then refuses the
+    test ("host or port ... differs from the stored connection"). apache/airflow#73298 fixes it in the API
+    by treating 0 as unset; this applies exactly that normalisation to the browser's request, nothing else.
+    """
+
+    def handle(route: Any) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        if body.get("port") == 0:
+            body["port"] = None
+            rewritten.append(body)
+        route.continue_(post_data=json.dumps(body))
+
+    page.route("**/api/v2/connections/test", handle)
+
+
+def labels_of(dialog: Any) -> set[str]:
+    return {text.replace("*", "").strip() for text in dialog.locator("label").all_inner_texts()}
+
+
+def open_schneider_form(page: Any, url: str) -> Any:
+    page.goto(f"{url}/connections")
+    page.get_by_role("button", name="Add Connection").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Connection ID").fill(CONN_ID)
+    connection_type = dialog.get_by_label("Connection Type")
+    connection_type.fill("schneider")
+    page.get_by_role("option", name="Schneider Electric").click()
+    return dialog
+
+
+def test_connection_form_renders_and_test_succeeds(api_server, page, emulator):
+    rewritten: list[dict] = []
+    work_around_port_zero(page, rewritten)
+    try:
+        dialog = open_schneider_form(page, api_server.url)
+
+        # Standard fields: relabelled, secrets masked, unused ones (schema, port, extra) hidden.
+        standard = labels_of(dialog)
+        assert {"API base URL (optional)", "Client ID", "Client secret"} <= standard, standard
+        assert not {"Login", "Password", "Port", "Schema", "Host"} & standard, standard
+        assert dialog.get_by_label("Client secret").get_attribute("type") == "password"
+        dialog.get_by_label("API base URL (optional)").fill(emulator.url)
+        dialog.get_by_label("Client ID").fill(CLIENT_ID)
+        dialog.get_by_label("Client secret").fill(CLIENT_SECRET)
+        page.screenshot(path=str(ARTEFACTS / "connection_form.png"))
+        if os.environ.get("SCHNEIDER_UPDATE_DOCS_SCREENSHOT") == "1":
+            DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            dialog.screenshot(path=str(DOCS_SCREENSHOT))
+
+        # Extra fields: every conn-field of get_provider_info with its label; secrets masked.
+        dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+        extra = labels_of(dialog)
+        expected = {field["label"] for field in CONN_FIELDS.values()}
+        assert expected <= extra, f"missing labels: {sorted(expected - extra)}"
+        assert {"Environment", "API key", "Token URL (override)", "Test call path"} <= extra
+        assert dialog.locator("[name=element_api_key]").get_attribute("type") == "password"
+        dialog.locator("[name=element_test_path]").fill(ORDERS_PATH)
+        page.screenshot(path=str(ARTEFACTS / "connection_form_extras.png"))
+
+        with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/v2/connections")) as save:
+            dialog.get_by_role("button", name="Save").click()
+        saved = json.loads(save.value.post_data or "{}")
+        # What the form stored: our values, and no '***' placeholders. Airflow masks the value of any extra
+        # whose key looks sensitive (contains "token", "secret", ...) when it sends the form its defaults, so
+        # a conn-field default on such a key would be saved as the literal '***'.
+        extras = json.loads(saved["extra"])
+        masked = sorted(key for key, value in extras.items() if value == "***")
+        assert not masked, f"the form saved '***' for {masked}: give these conn-fields no default"
+        assert saved["host"] == emulator.url and saved["login"] == CLIENT_ID and extras["test_path"] == ORDERS_PATH
+        row = page.get_by_role("row").filter(has_text=CONN_ID)
+        row.get_by_role("button", name="Test Connection").click()
+        outcome = page.get_by_text(re.compile(r"^Test Connection (Successful|Failed)$"))
+        outcome.wait_for()
+        toast = page.get_by_role("status").filter(has=outcome)
+        page.screenshot(path=str(ARTEFACTS / "connection_test_result.png"))
+        message = toast.inner_text() if toast.count() else outcome.inner_text()
+        assert outcome.inner_text() == "Test Connection Successful", message
+    except Exception:
+        page.screenshot(path=str(ARTEFACTS / "connection_form_failure.png"))
+        print(f"api-server log tail:\n{api_server.log()[-4000:]}")
+        raise
+
+    assert f"Token endpoint {emulator.url}/token issued a token" in message
+    assert f"GET {ORDERS_PATH} succeeded" in message
+    assert CLIENT_SECRET not in message
+    stats = emulator.stats()
+    assert stats["token_requests_by_status"].get("401") is None and stats["token_requests"] >= 1
+    assert stats["api_calls_by_path"] == {ORDERS_PATH: 1}  # the API server really called the emulator
+    print(f"UI screenshots in {ARTEFACTS}; port-0 workaround applied: {bool(rewritten)}")
+
+
+# -- CLI ---------------------------------------------------------------------------------------------------
+
+
+def connections_test(conn_id: str = "schneider_default") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", "connections", "test", conn_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_connections_test_succeeds(emulator, schneider_conn):
+    schneider_conn(test_path=ORDERS_PATH)
+    result = connections_test()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Connection success!" in result.stdout
+    stats = emulator.stats()
+    assert stats["token_requests_by_status"].get("200", 0) >= 1
+    assert stats["api_calls_by_path"] == {ORDERS_PATH: 1}
+
+
+def test_cli_connections_test_reports_rejected_credentials(emulator, schneider_conn):
+    schneider_conn(password="wrong-secret-value")
+    result = connections_test()
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Connection failed!" in output
+    assert "rejected the client credentials" in output and "HTTP 401" in output
+    assert emulator.stats()["token_requests_by_status"] == {"401": 1}  # never retried
+    for secret in ("wrong-secret-value", CLIENT_SECRET, API_KEY):
+        assert secret not in output
