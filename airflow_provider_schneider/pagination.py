@@ -6,11 +6,14 @@ yielded strictly in page order, so records come out in a stable order and memory
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_schneider.concurrency import ordered_map
+
+log = logging.getLogger(__name__)
 
 FetchPage = Callable[[int], Any]
 
@@ -83,14 +86,33 @@ def iter_pages(
         echoed = _as_int(page.body["pagination"].get("pageNumber"))
         if echoed is not None and echoed - offset != number:
             raise counters.error(f"asked for page {number} but the API returned page {echoed - offset}", number)
+        if page.total_records != first.total_records and None not in (page.total_records, first.total_records):
+            # Same page count, so nothing is skipped past the end, but records may have shifted between
+            # pages (a duplicate or a miss at a page boundary). Worth a line in the log, not a failure.
+            log.warning(
+                "totalNumberOfRecords changed from %s to %s during the pull (page %d); records may have shifted",
+                first.total_records,
+                page.total_records,
+                number,
+            )
         return page
 
     yield from ordered_map(checked, range(2, last + 1), concurrency=max_concurrency)
 
 
+def dig(body: Any, records_field: str) -> Any:
+    """``body[records_field]``; a dotted field (``data.items``) walks nested objects."""
+    value = body
+    for part in records_field.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
 def records_of(page: Page, records_field: str, raise_error: Callable[[str, int], Exception]) -> list[Any]:
     """The record list of a page; a missing field is only fine when the API said there are no records."""
-    records = page.body.get(records_field)
+    records = dig(page.body, records_field)
     if records is None and (page.total_records == 0 or page.total_pages == 0):
         return []
     if not isinstance(records, list):

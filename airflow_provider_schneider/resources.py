@@ -1,60 +1,110 @@
 """The catalog of Schneider read APIs, as data (facts from Schneider's API portal; see README).
 
-An operator is a thin layer over an entry here; a new API version is a new entry.
+An operator is a thin layer over an entry here; a new API version is a new entry. Imports stay stdlib-only:
+DAG files import operators, and operators import this module, on every parse loop.
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 
-
-def path_segment(value: object, substitutions: Mapping[str, str] | None = None) -> str:
-    """Quote one path segment; ``/`` and ``\\`` never go out raw (substituted, else percent-encoded)."""
-    text = str(value)
-    for raw, replacement in (substitutions or {}).items():
-        text = text.replace(raw, replacement)
-    return quote(text, safe="-._~")
-
-
 PAGE_NUMBER = "page_number"
 SINGLE = "single"
+PAGINATION_STYLES = (PAGE_NUMBER, SINGLE)
+
+#: Named rules for characters that cannot travel raw in a path segment (a product reference like
+#: ``LC1D09/BD``). Schneider does not document the replacement, so it is configurable; whatever the rule,
+#: what is left of ``/`` and ``\`` (and every other reserved character) is percent-encoded afterwards.
+PATH_SUBSTITUTION_RULES: dict[str, dict[str, str]] = {
+    "percent": {},  # LC1D09/BD -> LC1D09%2FBD (the default)
+    "tilde": {"/": "~2F", "\\": "~5C"},  # LC1D09/BD -> LC1D09~2FBD
+    "underscore": {"/": "_", "\\": "_"},  # LC1D09/BD -> LC1D09_BD
+    "dash": {"/": "-", "\\": "-"},
+}
+
+#: A substitution rule: a rule name above, a mapping ``{"/": "~2F"}`` or a callable ``str -> str``.
+PathSubstitution = str | Mapping[str, str] | Callable[[str], str] | None
+
+
+def substitute(value: str, rule: PathSubstitution) -> str:
+    """Apply a substitution rule to one path value (before percent-encoding)."""
+    if rule is None:
+        return value
+    if callable(rule):
+        return str(rule(value))
+    if isinstance(rule, str):
+        try:
+            rule = PATH_SUBSTITUTION_RULES[rule]
+        except KeyError:
+            raise SchneiderConfigError(
+                f"Unknown path substitution rule {rule!r}; use one of {sorted(PATH_SUBSTITUTION_RULES)}, "
+                "a mapping such as {'/': '~2F'} or a callable"
+            ) from None
+    for raw, replacement in rule.items():
+        value = value.replace(raw, replacement)
+    return value
+
+
+def path_segment(value: object, rule: PathSubstitution = None) -> str:
+    """One path segment as sent: substituted, then percent-encoded, so ``/`` and ``\\`` never go out raw
+    and a value can never climb out of its segment (``.`` and ``..`` are encoded too)."""
+    text = str(value).strip()
+    if not text:
+        raise SchneiderConfigError("A path parameter is empty; it would change which endpoint is called")
+    quoted = quote(substitute(text, rule), safe="-_~.")
+    if quoted in (".", ".."):
+        quoted = quoted.replace(".", "%2E")
+    return quoted
 
 
 @dataclass(frozen=True)
 class Resource:
-    """One API operation: where it lives, where its records are, how it pages, what it requires."""
+    """One API operation: where it lives, where its records are, how it pages, what it requires.
+
+    :param records_field: field of the JSON answer that holds the record list; ``None`` means the answer is
+        the record (an object) or the record list (a JSON array).
+    :param pagination: ``page_number`` (``page``/``page-size``, stop on ``totalNumberOfPages``) or ``single``.
+    :param required_params: query parameters the API rejects a call without (checked after templating).
+    """
 
     name: str
     path: str
     records_field: str | None
     pagination: str = SINGLE
+    method: str = "GET"
     required_params: tuple[str, ...] = ()
     max_page_size: int | None = None
     description: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.pagination not in PAGINATION_STYLES:
+            raise ValueError(f"Resource {self.name}: pagination must be one of {PAGINATION_STYLES}")
+
     @property
     def path_params(self) -> tuple[str, ...]:
         return tuple(name for _, name, _, _ in string.Formatter().parse(self.path) if name)
 
-    def render_path(self, values: Mapping[str, Any], substitutions: Mapping[str, str] | None = None) -> str:
-        """Fill the path template, quoting each value as one segment (never a raw ``/``)."""
+    def render_path(self, values: Mapping[str, Any], rule: PathSubstitution = None) -> str:
+        """Fill the path template, each value quoted as exactly one segment."""
         missing = [name for name in self.path_params if values.get(name) in (None, "")]
         if missing:
             raise SchneiderConfigError(f"Resource '{self.name}' needs path parameter(s) {missing} for {self.path}")
-        return self.path.format(**{k: path_segment(values[k], substitutions) for k in self.path_params})
+        return self.path.format(**{k: path_segment(values[k], rule) for k in self.path_params})
 
     def check_params(self, params: Mapping[str, Any]) -> None:
-        missing = [name for name in self.required_params if params.get(name) in (None, "", [])]
+        missing = [name for name in self.required_params if params.get(name) in (None, "", [], ())]
         if missing:
             raise SchneiderConfigError(f"Resource '{self.name}' needs query parameter(s) {missing}")
 
+
+_CATALOG_IDS = ("supplierid", "supplierid-type", "customerid", "customerid-type")
 
 RESOURCES: dict[str, Resource] = {
     r.name: r
@@ -79,14 +129,14 @@ RESOURCES: dict[str, Resource] = {
             "product_catalog",
             "/v2/reference-data/product/product-catalog/products",
             records_field="products",
-            required_params=("supplierid", "supplierid-type", "customerid", "customerid-type"),
+            required_params=_CATALOG_IDS,
             description="Product Catalog v2: full scope, detail or delta (date-of-reference + change-type).",
         ),
         Resource(
             "product_catalog_v1",
             "/v1/reference-data/product/product-catalog/products",
             records_field="products",
-            required_params=("supplierid", "supplierid-type", "customerid", "customerid-type"),
+            required_params=_CATALOG_IDS,
             description="Product Catalog v1.",
         ),
         Resource(
@@ -94,6 +144,13 @@ RESOURCES: dict[str, Resource] = {
             "/productstocklevelchecker/1.1/products/{product_reference}",
             records_field=None,
             description="Product Stock Level Checker v1.1, one product per call.",
+        ),
+        Resource(
+            "stock_levels_bulk",
+            "/productstocklevelchecker/1.1/products/stock-levels",
+            records_field=None,
+            method="POST",
+            description="Stock Level Checker v1.1 for Brazil, Finland and Sweden: many products per POST.",
         ),
         Resource(
             "product_availability",
@@ -111,7 +168,7 @@ RESOURCES: dict[str, Resource] = {
         ),
         Resource(
             "distributor_quote",
-            # The base path is not published; assumed (configurable by passing ``endpoint`` instead).
+            # The base path is not published; assumed (pass ``endpoint`` to the generic operator otherwise).
             "/v1/customer-journey/distributor/quote/quotelines/{quote_number}",
             records_field="quoteLines",
             description="Distributor Quote v1.0: quote header and lines.",

@@ -1,7 +1,7 @@
 """Daily snapshot of every Schneider order of a country, with a downstream summary.
 
 Runs as-is against the emulator (``make demo``). The pull writes JSON Lines to object storage, one file
-per data interval (a rerun replaces it); XCom carries only the manifest.
+per data interval (a rerun replaces it, never appends); XCom carries only the manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from airflow_provider_schneider.operators.orders import SchneiderOrderStatusOper
     doc_md=__doc__,
 )
 def schneider_order_status_daily():
+    # Every page of the country; pages 2..N concurrently (connection extra max_concurrency, default 4).
     orders = SchneiderOrderStatusOperator(task_id="pull_orders", country="{{ params.country }}")
 
     @task
@@ -35,12 +36,22 @@ def schneider_order_status_daily():
 
         from airflow_provider_schneider.sinks import read_jsonl
 
-        by_status = Counter(order.get("orderStatus") for order in read_jsonl(manifest["uri"]))
+        by_status: Counter[str] = Counter()
+        amount = 0.0
+        for order in read_jsonl(manifest["uri"]):
+            by_status[order.get("orderStatus", "unknown")] += 1
+            amount += float(order.get("totalAmount") or 0)
+        if sum(by_status.values()) != manifest["records"]:
+            raise ValueError(
+                f"{manifest['uri']} holds {sum(by_status.values())} records, manifest says {manifest['records']}"
+            )
         summary = {
             "orders": manifest["records"],
             "pages": manifest["pages"],
             "bytes": manifest["bytes"],
+            "sha256": manifest["sha256"],
             "uri": manifest["uri"],
+            "total_amount": round(amount, 2),
             "by_status": dict(sorted(by_status.items())),
         }
         print(f"SCHNEIDER_SUMMARY {summary}")

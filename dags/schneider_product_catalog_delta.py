@@ -1,9 +1,10 @@
 """Product Catalog delta per data interval: the backfill model case.
 
-``date-of-reference`` is templated from the data interval, so the same DAG serves the daily schedule and
-any backfill range (``airflow backfill create --dag-id schneider_product_catalog_delta --from-date ...``).
-Each interval writes its own file; rerunning an interval replaces that file. Long backfills renew the
-OAuth token transparently (one token request per token lifetime, shared by every task and worker).
+Each run covers one day ``[data_interval_start, data_interval_end)``: ``date-of-reference`` is the
+interval start, and changes dated on or after the interval end are dropped, so each interval's file holds
+that day's changes whenever it runs. The same DAG serves the daily schedule and any backfill range
+(``airflow backfill create --dag-id schneider_product_catalog_delta --from-date ... --to-date ...``);
+rerunning an interval replaces its file. Long backfills share one OAuth token per token lifetime.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from airflow_provider_schneider.operators.products import (
+    CHANGED_BEFORE_INTERVAL_END,
     DELTA_SINCE_INTERVAL_START,
     SchneiderProductCatalogOperator,
 )
@@ -21,13 +23,16 @@ from airflow_provider_schneider.operators.products import (
 
 @dag(
     dag_id="schneider_product_catalog_delta",
-    schedule="@daily",
+    # Real data intervals: the run for [Nov 4, Nov 5) starts at Nov 5 00:00 (a plain cron string in Airflow 3
+    # gives zero-length intervals at the trigger time).
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2026, 10, 1, tz="UTC"),
     catchup=True,
     max_active_runs=8,
     params={
         "supplier_id": Param("SE-FR-0001", type="string"),
         "customer_id": Param("0012345678", type="string"),
+        "change_type": Param("all", enum=["all", "new", "update", "delete"]),
     },
     default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
     tags=["schneider", "example", "backfill"],
@@ -38,12 +43,14 @@ def schneider_product_catalog_delta():
         task_id="pull_catalog_delta",
         supplier_id="{{ params.supplier_id }}",
         customer_id="{{ params.customer_id }}",
-        date_of_reference=DELTA_SINCE_INTERVAL_START,
-        change_type="all",
+        date_of_reference=DELTA_SINCE_INTERVAL_START,  # "{{ data_interval_start | ds }}"
+        changed_before=CHANGED_BEFORE_INTERVAL_END,  # "{{ data_interval_end | ds }}"
+        change_type="{{ params.change_type }}",
+        compression="gzip",
     )
 
     @task
-    def summarize_changes(manifest: dict, data_interval_start=None) -> dict:
+    def summarize_changes(manifest: dict, data_interval_start=None, data_interval_end=None) -> dict:
         """Changes per type for the interval, read back from the file the pull wrote."""
         from collections import Counter
 
@@ -52,8 +59,10 @@ def schneider_product_catalog_delta():
         by_type = Counter(p.get("changeType", "unknown") for p in read_jsonl(manifest["uri"]))
         summary = {
             "since": f"{data_interval_start:%Y-%m-%d}",
+            "until": f"{data_interval_end:%Y-%m-%d}",
             "products": manifest["records"],
             "by_change_type": dict(sorted(by_type.items())),
+            "sha256": manifest["sha256"],
             "uri": manifest["uri"],
         }
         print(f"SCHNEIDER_SUMMARY {summary}")

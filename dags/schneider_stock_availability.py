@@ -2,7 +2,9 @@
 
 The catalog pull finds the products; a small task chunks their references; stock and availability
 operators are mapped over the chunks (``.partial().expand()``), each chunk fanned out with bounded
-concurrency. References containing ``/`` or ``\\`` are never sent raw in a URL path.
+concurrency (connection extra ``max_concurrency``; ``max_active_tis_per_dagrun`` bounds the chunks in
+flight, so 2 x 4 calls stay under Schneider's 10 parallel calls). References containing ``/`` or ``\\``
+(``LC1D09/BD``) are never sent raw in a URL path: the ``path_rule`` param picks how they are substituted.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ from airflow_provider_schneider.operators.products import (
         "products": Param(40, type="integer", minimum=1, description="how many catalog products to check"),
         "chunk_size": Param(10, type="integer", minimum=1),
         "ship_to": Param("0100012345", type="string"),
+        "quantity": Param(5, type="integer", minimum=1),
+        "path_rule": Param(
+            "percent",
+            enum=["percent", "tilde", "underscore", "dash"],
+            description="how '/' and '\\' in a reference are substituted in the URL path",
+        ),
     },
     tags=["schneider", "example", "mapping"],
     doc_md=__doc__,
@@ -41,23 +49,29 @@ def schneider_stock_availability():
 
     @task
     def chunk_references(manifest: dict, params=None) -> list[list[str]]:
-        """The first N commercial references, in chunks: one mapped task instance per chunk."""
+        """The first N active commercial references, in chunks: one mapped task instance per chunk."""
         from itertools import islice
 
         from airflow_provider_schneider.sinks import read_jsonl
 
-        refs = [
-            p["identifiers"]["commercialReference"]
-            for p in islice(read_jsonl(manifest["uri"]), int(params["products"]))
-        ]
+        active = (p for p in read_jsonl(manifest["uri"]) if p.get("status", "active") == "active")
+        refs = [p["identifiers"]["commercialReference"] for p in islice(active, int(params["products"]))]
         size = int(params["chunk_size"])
         return [refs[i : i + size] for i in range(0, len(refs), size)]
 
     chunks = chunk_references(catalog.output)
 
-    stock = SchneiderStockLevelOperator.partial(task_id="stock_levels").expand(product_references=chunks)
+    stock = SchneiderStockLevelOperator.partial(
+        task_id="stock_levels",
+        path_substitutions="{{ params.path_rule }}",
+        max_active_tis_per_dagrun=2,
+    ).expand(product_references=chunks)
     availability = SchneiderProductAvailabilityOperator.partial(
-        task_id="availability", quantity=5, ship_to="{{ params.ship_to }}"
+        task_id="availability",
+        quantity="{{ params.quantity }}",
+        ship_to="{{ params.ship_to }}",
+        path_substitutions="{{ params.path_rule }}",
+        max_active_tis_per_dagrun=2,
     ).expand(product_references=chunks)
 
     @task
@@ -71,13 +85,15 @@ def schneider_stock_availability():
             for item in read_jsonl(m["uri"])
             for level in item.get("stockLevels", [])
         )
-        availability = [a for m in availability_manifests for a in read_jsonl(m["uri"])]
+        answers = [a for m in availability_manifests for a in read_jsonl(m["uri"])]
         summary = {
             "products_checked": sum(m["records"] for m in stock_manifests),
             "not_found": sum(m.get("not_found_count", 0) for m in stock_manifests),
             "units_in_stock": units,
-            "shortages": sum(1 for a in availability if a.get("shortage")),
+            "availability_checked": len(answers),
+            "shortages": sorted(a["productReference"] for a in answers if a.get("shortage")),
             "chunks": len(stock_manifests),
+            "uris": [m["uri"] for m in stock_manifests],
         }
         print(f"SCHNEIDER_SUMMARY {summary}")
         return summary

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators.base import SchneiderBaseOperator
-from airflow_provider_schneider.resources import PAGE_NUMBER, Resource, get_resource
+from airflow_provider_schneider.resources import PAGE_NUMBER, PathSubstitution, Resource, get_resource
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -22,15 +22,20 @@ class SchneiderApiOperator(SchneiderBaseOperator):
     ``paginate=True`` gets the same token cache, retries, concurrency cap and atomic output.
 
     :param resource: catalog name, e.g. ``"order_status"``.
-    :param endpoint: explicit path (relative to the API host); overrides the resource's path.
-    :param path_params: values for ``{placeholders}`` in the path (each quoted as one segment).
-    :param query: query parameters (templated); lists become repeated parameters.
-    :param method: HTTP method; non-GET calls are never retried unless ``retry_writes=True``.
-    :param json_body: JSON body for POST/PUT.
-    :param records_field: field holding the record list; ``None`` stores the whole response as one record.
+    :param endpoint: explicit path relative to the API host (templated; may hold ``{placeholders}``
+        filled from ``path_params``); overrides the resource's path.
+    :param path_params: values for ``{placeholders}`` in the path (templated; each quoted as one segment).
+    :param query: query parameters (templated); lists become repeated parameters, ``None`` is dropped.
+    :param method: HTTP method (default: the resource's, else GET); non-GET calls are never retried unless
+        ``retry_writes=True``.
+    :param json_body: JSON body for POST/PUT (templated).
+    :param records_field: field holding the record list (dotted for nested, ``data.items``); default: the
+        resource's. ``"."`` stores the whole answer as one record (or each item, when it is a JSON array).
     :param paginate: page-number pagination (default: the resource's style).
     :param page_size: records per page (default: the connection's, capped by the resource's maximum).
-    :param path_substitutions: replacements applied to path values before quoting (e.g. ``{"/": "_"}``).
+    :param path_substitutions: how characters that cannot travel in a path segment are replaced before
+        percent-encoding (templated): a rule name (``"percent"``, ``"tilde"``, ``"underscore"``), a mapping like
+        ``{"/": "~2F"}``, or a callable. ``/`` and ``\\`` are never sent raw, whatever the rule.
     """
 
     template_fields: Sequence[str] = (
@@ -39,6 +44,7 @@ class SchneiderApiOperator(SchneiderBaseOperator):
         "path_params",
         "query",
         "json_body",
+        "path_substitutions",
     )
     template_fields_renderers = {"query": "json", "json_body": "json", "path_params": "json"}
 
@@ -49,12 +55,12 @@ class SchneiderApiOperator(SchneiderBaseOperator):
         endpoint: str | None = None,
         path_params: Mapping[str, Any] | None = None,
         query: Mapping[str, Any] | None = None,
-        method: str = "GET",
+        method: str | None = None,
         json_body: Any = None,
         records_field: str | None = None,
         paginate: bool | None = None,
         page_size: int | None = None,
-        path_substitutions: Mapping[str, str] | None = None,
+        path_substitutions: PathSubstitution = None,
         retry_writes: bool = False,
         **kwargs: Any,
     ):
@@ -63,45 +69,55 @@ class SchneiderApiOperator(SchneiderBaseOperator):
             raise SchneiderConfigError(f"{self.task_id}: give a catalog 'resource' or an 'endpoint'")
         self.resource = resource
         self.catalog_entry: Resource | None = get_resource(resource) if resource else None
+        entry = self.catalog_entry
         self.endpoint = endpoint
         self.path_params = dict(path_params or {})
         self.query = dict(query or {})
-        self.method = method.upper()
+        self.method = (method or (entry.method if entry else "GET")).upper()
         self.json_body = json_body
-        entry = self.catalog_entry
-        self.records_field = records_field if records_field is not None else (entry.records_field if entry else None)
+        if records_field is None:
+            records_field = entry.records_field if entry else None
+        self.records_field = None if records_field in ("", ".") else records_field
         self.paginate = paginate if paginate is not None else bool(entry and entry.pagination == PAGE_NUMBER)
         self.page_size = page_size
-        self.path_substitutions = dict(path_substitutions or {})
+        self.path_substitutions = path_substitutions
         self.retry_writes = retry_writes
+        if self.paginate and not self.records_field:
+            raise SchneiderConfigError(f"{self.task_id}: paginate=True needs records_field")
+        if self.paginate and self.method != "GET":
+            raise SchneiderConfigError(f"{self.task_id}: pagination is only supported for GET")
+
+    # -- request shape (after templating) -----------------------------------------------------------------
 
     def resolved_path(self) -> str:
         if self.endpoint:
-            template = Resource(self.task_id, self.endpoint, self.records_field)
+            template = Resource(self.task_id, str(self.endpoint), self.records_field)
             return template.render_path(self.path_params, self.path_substitutions)
         assert self.catalog_entry is not None
         return self.catalog_entry.render_path(self.path_params, self.path_substitutions)
 
+    def prepare(self) -> None:
+        """Check and normalise the rendered arguments before the first call (subclasses add API rules)."""
+        if self.catalog_entry and not self.endpoint:
+            self.catalog_entry.check_params(self.query)
+
     def effective_page_size(self, hook: SchneiderHook) -> int:
-        size = self.page_size or hook.settings.page_size
+        size = int(self.page_size or hook.settings.page_size)
         limit = self.catalog_entry.max_page_size if self.catalog_entry else None
         return min(size, limit) if limit else size
 
+    # -- pulling ------------------------------------------------------------------------------------------
+
     def iter_records(self, hook: SchneiderHook, context: Context) -> Iterator[Any]:
-        if self.catalog_entry and not self.endpoint:
-            self.catalog_entry.check_params(self.query)
+        self.prepare()
         path = self.resolved_path()
         if self.paginate:
-            if self.method != "GET":
-                raise SchneiderConfigError(f"{self.task_id}: pagination is only supported for GET")
-            if not self.records_field:
-                raise SchneiderConfigError(f"{self.task_id}: paginate=True needs records_field")
             yield from self._iter_paged(hook, path)
             return
         body = hook.request(
             self.method, path, params=self.query, json=self.json_body, retry=True if self.retry_writes else None
         )
-        self.pages = 1
+        self.pages += 1
         yield from self.records_from_body(body)
 
     def _iter_paged(self, hook: SchneiderHook, path: str) -> Iterator[Any]:
@@ -117,12 +133,18 @@ class SchneiderApiOperator(SchneiderBaseOperator):
         )
 
     def records_from_body(self, body: Any) -> Iterator[Any]:
+        """Records of a single answer: the ``records_field`` list, the answer itself, or its items."""
+        from airflow_provider_schneider.pagination import dig
+
         if body is None:
             return
         if self.records_field is None:
-            yield body
+            if isinstance(body, list):
+                yield from body
+            else:
+                yield body
             return
-        records = body.get(self.records_field) if isinstance(body, dict) else None
+        records = dig(body, self.records_field)
         if records is None:
             return
         if not isinstance(records, list):

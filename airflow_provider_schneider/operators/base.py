@@ -1,18 +1,19 @@
 """Shared machinery of the Schneider operators: hook set-up, output location, sink, manifest, XCom guard.
 
-Module level imports stay light (DAG files import operators on every parse loop); the hook, requests and
-object storage load inside ``execute``.
+Module level imports stay light (DAG files import operators on every parse loop): the hook, ``requests``,
+``tenacity``, the token cache and object storage load inside ``execute``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_schneider.exceptions import SchneiderError
+from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 try:
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUT_BASE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE"
+#: XCom rows live in the metadata database: the small-result mode refuses more than this by default.
+DEFAULT_MAX_XCOM_RECORDS = 1000
+DEFAULT_MAX_XCOM_BYTES = 512 * 1024
 
 
 def default_output_base() -> str:
@@ -47,18 +51,30 @@ def interval_key(context: Mapping[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(context.get("run_id") or "manual"))
 
 
+def _map_index(context: Mapping[str, Any]) -> int:
+    index = getattr(context.get("ti"), "map_index", -1)
+    return -1 if index is None else int(index)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if hasattr(value, "isoformat") else None
+
+
 class SchneiderBaseOperator(BaseOperator):
     """Pulls records from a Schneider API and streams them to JSON Lines; returns a small manifest.
 
     :param schneider_conn_id: connection of type ``schneider``.
-    :param output_path: target URI (any ObjectStoragePath scheme, templated). Default:
-        ``{output_base}/{dag_id}/{task_id}/{data interval}[/map_{i}].jsonl``.
-    :param output_base: base URI of the default path (default ``$AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE``
+    :param output_path: target URI (templated; any ObjectStoragePath/fsspec scheme). A value ending in
+        ``/`` is a folder that receives the default file name. Default:
+        ``{output_base}/{dag_id}/{task_id}/{data interval}[/map_{i}].jsonl``. A mapped task needs a
+        different path per map index (the default has one; else template ``{{ ti.map_index }}`` in).
+    :param output_base: base URI of the default path (templated; default ``$AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE``
         or ``file://$AIRFLOW_HOME/schneider_data``).
-    :param compression: ``None`` or ``"gzip"``.
+    :param compression: ``None`` or ``"gzip"`` (adds ``.gz``).
     :param storage_conn_id: Airflow connection for the object store (s3, gcs, ...), if needed.
-    :param return_records: return the records themselves through XCom instead of writing a file; guarded
-        by ``max_xcom_records`` (a clear error rather than a bloated metadata DB).
+    :param return_records: return the records themselves through XCom instead of writing a file, for small
+        results only: more than ``max_xcom_records`` records or ``max_xcom_bytes`` of JSON fails the task
+        with a clear error (XCom lives in the metadata database).
     :param max_concurrency: parallel calls for this task (capped by Schneider's limit of 10).
     :param retry_max_attempts: per-task override of the connection's retry attempts.
     :param retry_max_total_wait: per-task override of the connection's total retry wait (seconds).
@@ -76,7 +92,8 @@ class SchneiderBaseOperator(BaseOperator):
         compression: str | None = None,
         storage_conn_id: str | None = None,
         return_records: bool = False,
-        max_xcom_records: int = 1000,
+        max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS,
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         max_concurrency: int | None = None,
         retry_max_attempts: int | None = None,
         retry_max_total_wait: float | None = None,
@@ -84,7 +101,7 @@ class SchneiderBaseOperator(BaseOperator):
     ):
         super().__init__(**kwargs)
         if compression not in (None, "gzip"):
-            raise SchneiderError(f"{self.task_id}: compression must be None or 'gzip', got {compression!r}")
+            raise SchneiderConfigError(f"{self.task_id}: compression must be None or 'gzip', got {compression!r}")
         self.schneider_conn_id = schneider_conn_id
         self.output_path = output_path
         self.output_base = output_base
@@ -92,6 +109,7 @@ class SchneiderBaseOperator(BaseOperator):
         self.storage_conn_id = storage_conn_id
         self.return_records = return_records
         self.max_xcom_records = max_xcom_records
+        self.max_xcom_bytes = max_xcom_bytes
         self.max_concurrency = max_concurrency
         self.retry_max_attempts = retry_max_attempts
         self.retry_max_total_wait = retry_max_total_wait
@@ -100,8 +118,11 @@ class SchneiderBaseOperator(BaseOperator):
     # -- to implement -------------------------------------------------------------------------------------
 
     def iter_records(self, hook: SchneiderHook, context: Context) -> Iterator[Any]:
-        """Yield the records to store, in a stable order; count ``self.pages`` as pages arrive."""
+        """Yield the records to store, in a stable order; count ``self.pages`` (responses) as they arrive."""
         raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Check and normalise the rendered (templated) arguments; runs before any call or file is opened."""
 
     def describe(self) -> dict[str, Any]:
         """Secret-free facts about what was pulled, added to the manifest."""
@@ -117,53 +138,83 @@ class SchneiderBaseOperator(BaseOperator):
             "retry_max_attempts": self.retry_max_attempts,
             "retry_max_total_wait": self.retry_max_total_wait,
         }
-        return SchneiderHook(self.schneider_conn_id, overrides={k: v for k, v in overrides.items() if v})
+        return SchneiderHook(self.schneider_conn_id, overrides={k: v for k, v in overrides.items() if v is not None})
 
     def resolve_output_path(self, context: Context) -> str:
+        map_index = _map_index(context)
+        file_name = f"{interval_key(context)}{f'/map_{map_index}' if map_index >= 0 else ''}.jsonl"
         if self.output_path:
-            return self.output_path
-        base = (self.output_base or default_output_base()).rstrip("/")
-        ti = context["ti"]
-        suffix = f"/map_{ti.map_index}" if getattr(ti, "map_index", -1) not in (None, -1) else ""
-        return f"{base}/{self.dag_id}/{self.task_id}/{interval_key(context)}{suffix}.jsonl"
+            path = str(self.output_path)
+            if path.endswith("/"):
+                return path + file_name
+            if map_index >= 0:
+                log.warning(
+                    "%s is mapped and writes to the explicit output_path %s: make sure it differs per map "
+                    "index ({{ ti.map_index }}), or map instances overwrite each other",
+                    self.task_id,
+                    path,
+                )
+            return path
+        base = str(self.output_base or default_output_base()).rstrip("/")
+        return f"{base}/{self.dag_id}/{self.task_id}/{file_name}"
 
     def execute(self, context: Context) -> Any:
+        self.prepare()
         hook = self.get_hook()
         self.pages = 0
         try:
-            records = self.iter_records(hook, context)
-            if self.return_records:
-                return self._collect_for_xcom(records)
-            return self._write(records, context)
+            with contextlib.closing(self.iter_records(hook, context)) as records:
+                if self.return_records:
+                    return self._collect_for_xcom(records)
+                return self._write(records, context)
         finally:
             hook.close()
 
     def _collect_for_xcom(self, records: Iterator[Any]) -> list[Any]:
+        from airflow_provider_schneider.sinks import encode_record
+
         collected: list[Any] = []
+        size = 0
         for record in records:
+            size += len(encode_record(record))
             if len(collected) >= self.max_xcom_records:
-                raise SchneiderError(
-                    f"{self.task_id}: more than max_xcom_records={self.max_xcom_records} records; XCom lives in "
-                    "the metadata database, so write them to storage instead (return_records=False) or raise "
-                    "the limit deliberately"
-                )
-            collected.append(record)
-        log.info("Pulled %d records in %d page(s); returning them through XCom", len(collected), self.pages)
+                limit = f"max_xcom_records={self.max_xcom_records} records"
+            elif size > self.max_xcom_bytes:
+                limit = f"max_xcom_bytes={self.max_xcom_bytes} bytes of JSON"
+            else:
+                collected.append(record)
+                continue
+            raise SchneiderConfigError(
+                f"{self.task_id}: return_records=True but the result exceeds {limit} (stopped at record "
+                f"{len(collected) + 1}). XCom lives in the metadata database: write the records to storage "
+                "(return_records=False, the default) and pass the manifest, or raise the limit deliberately"
+            )
+        log.info("Pulled %d records in %d response(s); returning them through XCom", len(collected), self.pages)
         return collected
 
     def _write(self, records: Iterator[Any], context: Context) -> dict[str, Any]:
         from airflow_provider_schneider.sinks import JsonLinesSink
 
         target = self.resolve_output_path(context)
+        log.info("Pulling into %s (written atomically when the pull completes)", target)
         with JsonLinesSink(target, compression=self.compression, storage_conn_id=self.storage_conn_id) as sink:
             for record in records:
                 sink.write(record)
-        manifest = {**sink.manifest, "pages": self.pages, **self.describe()}
+        map_index = _map_index(context)
+        manifest = {
+            **sink.manifest,
+            "pages": self.pages,
+            "data_interval_start": _iso(context.get("data_interval_start")),
+            "data_interval_end": _iso(context.get("data_interval_end")),
+            **({"map_index": map_index} if map_index >= 0 else {}),
+            **self.describe(),
+        }
         log.info(
-            "Wrote %d records from %d response(s), %d bytes, to %s",
+            "Wrote %d records from %d response(s), %d bytes, sha256 %s, to %s",
             manifest["records"],
             self.pages,
             manifest["bytes"],
+            manifest["sha256"][:12],
             manifest["uri"],
         )
         return manifest

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators.api import SchneiderApiOperator
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_PURCHASER = re.compile(r"^(\d{5}|\d{10})$")
 
 
 class SchneiderOrderStatusOperator(SchneiderApiOperator):
     """Pull all orders of ``country`` (optionally filtered) from Partner Order Status v1.1.
 
-    Pages are fetched concurrently once page 1 told the total; the pull stops on ``totalNumberOfPages``
-    (the API answers a page beyond the last with the last page again, so an empty-page loop never ends).
+    Page 1 tells how many pages exist; pages 2..N are then fetched concurrently (the connection's
+    ``max_concurrency``) and written in page order. The pull stops on ``totalNumberOfPages``: the API answers
+    a page beyond the last with the last page again, so a loop waiting for an empty page would never end.
 
-    :param country: ISO 3166 alpha-2 code (templated through ``path_params``).
+    :param country: ISO 3166 alpha-2 code (templated, e.g. ``"{{ params.country }}"``; works with ``.expand``).
     :param order_number: full number or prefix (min 3 characters).
     :param order_status: one of the country's status values.
     :param purchaser_id: 5 or 10 digits.
@@ -38,3 +44,23 @@ class SchneiderOrderStatusOperator(SchneiderApiOperator):
             query={**{k: v for k, v in filters.items() if v is not None}, **(query or {})},
             **kwargs,
         )
+
+    def prepare(self) -> None:
+        """The API's documented input rules, checked after templating so a bad value fails before any call."""
+        super().prepare()
+        country = str(self.path_params.get("country") or "").strip().upper()
+        if not _COUNTRY.match(country):
+            raise SchneiderConfigError(f"{self.task_id}: country must be an ISO 3166 alpha-2 code, got {country!r}")
+        self.path_params["country"] = country
+        for name in ("order-number", "order-status", "purchaser-id"):
+            value = self.query.get(name)
+            if value in (None, ""):
+                self.query.pop(name, None)
+            else:
+                self.query[name] = str(value).strip()
+        number = self.query.get("order-number")
+        if number is not None and len(number) < 3:
+            raise SchneiderConfigError(f"{self.task_id}: order_number needs at least 3 characters, got {number!r}")
+        purchaser = self.query.get("purchaser-id")
+        if purchaser is not None and not _PURCHASER.match(purchaser):
+            raise SchneiderConfigError(f"{self.task_id}: purchaser_id must be 5 or 10 digits, got {purchaser!r}")

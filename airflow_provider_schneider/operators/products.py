@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_schneider.exceptions import SchneiderApiError, SchneiderBusinessError, SchneiderConfigError
 from airflow_provider_schneider.operators.api import SchneiderApiOperator
 from airflow_provider_schneider.operators.base import SchneiderBaseOperator
-from airflow_provider_schneider.resources import get_resource
+from airflow_provider_schneider.resources import PathSubstitution, get_resource
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -18,18 +19,72 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Template for a delta pull of exactly the run's data interval start (the backfill-friendly default).
+#: Delta of the run's data interval: changes since its start (the backfill-friendly default) ...
 DELTA_SINCE_INTERVAL_START = "{{ data_interval_start | ds }}"
+#: ... and, with ``changed_before``, none from after its end, so each interval's file holds its own changes.
+CHANGED_BEFORE_INTERVAL_END = "{{ data_interval_end | ds }}"
 CHANGE_TYPES = ("new", "update", "delete", "all")
+MAX_LISTED = 100  # references listed in a manifest (not found, business errors); counts are complete
+
+
+def as_date(value: Any, name: str) -> dt.date:
+    """A date from ``2026-11-04``, ``2026-11-04T00:00:00+00:00`` (``{{ data_interval_start }}``) or a date."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    try:
+        return dt.date.fromisoformat(text[:10])
+    except ValueError:
+        raise SchneiderConfigError(f"{name} must be a date (YYYY-MM-DD), got {text!r}") from None
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def as_items(value: Any) -> list[Any]:
+    """Product references as a list, accepting a list, a comma string, or nested chunks from XCom.
+
+    Repeated string references are called once (first position kept).
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        flat: list[Any] = [part.strip() for part in value.split(",") if part.strip()]
+    else:
+        flat = []
+        for item in value:
+            flat.extend(as_items(item) if isinstance(item, (list, tuple)) else [item])
+    seen: set[str] = set()
+    out = []
+    for item in flat:
+        if isinstance(item, str):
+            if item in seen:
+                continue
+            seen.add(item)
+        out.append(item)
+    return out
 
 
 class SchneiderProductCatalogOperator(SchneiderApiOperator):
     """Pull Product Catalog v2: full scope, detail (``product_references``) or delta (``date_of_reference``).
 
-    For backfills pass ``date_of_reference=DELTA_SINCE_INTERVAL_START`` (``{{ data_interval_start | ds }}``):
-    one DAG definition then serves daily schedules and any backfill range. When a date and references are
-    both given the API applies the delta and ignores the references.
+    For backfills pass ``date_of_reference=DELTA_SINCE_INTERVAL_START`` (``{{ data_interval_start | ds }}``)
+    and ``changed_before=CHANGED_BEFORE_INTERVAL_END``: one DAG definition then serves daily schedules and
+    any backfill range, each interval's file holding that interval's changes. When a date and references
+    are both given the API applies the delta and ignores the references.
+
+    :param date_of_reference: delta start (templated); ``YYYY-MM-DD`` or any ISO timestamp.
+    :param change_type: ``new``, ``update``, ``delete`` or ``all`` (templated).
+    :param changed_before: drop records whose ``change_date_field`` is on or after this date (templated);
+        the API only takes a start date, so this bounds the delta to the data interval client-side.
+    :param product_references: detail mode (templated; a list, comma string or upstream XCom). Sent as
+        repeated ``product-reference`` parameters, ``references_per_call`` per request, requests in order.
     """
+
+    template_fields: Sequence[str] = (*SchneiderApiOperator.template_fields, "changed_before")
 
     def __init__(
         self,
@@ -42,6 +97,9 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
         product_identifier: str = "commercialReference",
         date_of_reference: str | None = None,
         change_type: str = "all",
+        changed_before: str | None = None,
+        change_date_field: str = "changeDate",
+        references_per_call: int = 50,
         etim_version: str | None = None,
         english_descriptions: bool | None = None,
         data_filtering: str | None = None,
@@ -49,8 +107,10 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
         api_version: str = "v2",
         **kwargs: Any,
     ):
-        if change_type not in CHANGE_TYPES:
-            raise SchneiderConfigError(f"change_type must be one of {CHANGE_TYPES}, got {change_type!r}")
+        if api_version not in ("v1", "v2"):
+            raise SchneiderConfigError(f"api_version must be 'v1' or 'v2', got {api_version!r}")
+        if references_per_call < 1:
+            raise SchneiderConfigError("references_per_call must be >= 1")
         query: dict[str, Any] = {
             "supplierid": supplier_id,
             "supplierid-type": supplier_id_type,
@@ -70,32 +130,89 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
             query={k: v for k, v in query.items() if v is not None},
             **kwargs,
         )
+        self.changed_before = changed_before
+        self.change_date_field = change_date_field
+        self.references_per_call = references_per_call
+        self.filtered_out = 0
 
+    def prepare(self) -> None:
+        super().prepare()
+        date = self.query.get("date-of-reference")
+        if date in (None, ""):
+            self.query.pop("date-of-reference", None)
+            self.query.pop("change-type", None)
+        else:
+            self.query["date-of-reference"] = as_date(date, f"{self.task_id}: date_of_reference").isoformat()
+            change_type = str(self.query.get("change-type") or "all").strip().lower()
+            if change_type not in CHANGE_TYPES:
+                raise SchneiderConfigError(
+                    f"{self.task_id}: change_type must be one of {CHANGE_TYPES}, got {change_type!r}"
+                )
+            self.query["change-type"] = change_type
+        if "product-reference" in self.query:
+            self.query["product-reference"] = [str(r) for r in as_items(self.query["product-reference"])]
 
-def _as_items(value: Any) -> list[Any]:
-    """Product references as a list, accepting a list, a comma string, or nested chunks from XCom."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    items: list[Any] = []
-    for item in value:
-        items.extend(_as_items(item) if isinstance(item, (list, tuple)) else [item])
-    return items
+    def iter_records(self, hook: SchneiderHook, context: Context) -> Iterator[Any]:
+        self.filtered_out = 0
+        before = as_date(self.changed_before, f"{self.task_id}: changed_before") if self.changed_before else None
+        for record in self._iter_unfiltered(hook, context):
+            if before is not None and isinstance(record, Mapping):
+                changed = record.get(self.change_date_field)
+                if changed and as_date(changed, self.change_date_field) >= before:
+                    self.filtered_out += 1
+                    continue
+            yield record
+
+    def _iter_unfiltered(self, hook: SchneiderHook, context: Context) -> Iterator[Any]:
+        self.prepare()
+        refs = self.query.get("product-reference")
+        if "date-of-reference" in self.query or not refs or len(refs) <= self.references_per_call:
+            yield from super().iter_records(hook, context)
+            return
+        # Detail mode over many references: several requests (a URL has a length limit), results in order.
+        from airflow_provider_schneider.concurrency import ordered_map
+
+        path = self.resolved_path()
+
+        def call(chunk: Sequence[str]) -> Any:
+            return hook.request("GET", path, params={**self.query, "product-reference": list(chunk)})
+
+        batches = _chunks(refs, self.references_per_call)
+        for body in ordered_map(call, batches, concurrency=hook.settings.max_concurrency):
+            self.pages += 1
+            yield from self.records_from_body(body)
+
+    def describe(self) -> dict[str, Any]:
+        facts = super().describe()
+        refs = facts["query"].pop("product-reference", None)
+        if refs is not None:
+            facts["product_references"] = len(refs)
+        if self.changed_before:
+            facts["changed_before"] = str(self.changed_before)
+            facts["filtered_out"] = self.filtered_out
+        return facts
 
 
 class _ProductFanOutOperator(SchneiderBaseOperator):
-    """One GET per product, ``max_concurrency`` in flight, results written in input order.
+    """One GET per product, at most ``max_concurrency`` in flight, results written in input order.
 
     :param product_references: references (templated; an upstream task's output works, also with
-        ``.expand``). Items may be strings or dicts with ``reference`` plus per-item fields.
+        ``.expand``). Items may be strings or dicts with ``reference`` plus per-item query fields.
+    :param query: extra query parameters for every call (templated).
     :param on_not_found: ``"skip"`` (warn, list in the manifest) or ``"fail"``.
-    :param path_substitutions: replacements for characters that cannot travel in a path segment; without
-        one, ``/`` and ``\\`` are percent-encoded (never sent raw).
+    :param path_substitutions: how ``/`` and ``\\`` in a reference are replaced before it becomes a path
+        segment (templated): a rule name (``"percent"`` default, ``"tilde"``, ``"underscore"``), a mapping
+        ``{"/": "~2F"}`` or a callable. Whatever the rule, they are never sent raw.
     """
 
     resource_name: str = ""
-    template_fields: Sequence[str] = (*SchneiderBaseOperator.template_fields, "product_references", "query")
+    template_fields: Sequence[str] = (
+        *SchneiderBaseOperator.template_fields,
+        "product_references",
+        "query",
+        "path_substitutions",
+    )
+    template_fields_renderers = {"query": "json", "product_references": "json"}
 
     def __init__(
         self,
@@ -103,7 +220,7 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
         product_references: Any,
         query: Mapping[str, Any] | None = None,
         on_not_found: str = "skip",
-        path_substitutions: Mapping[str, str] | None = None,
+        path_substitutions: PathSubstitution = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -112,8 +229,9 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
         self.product_references = product_references
         self.query = dict(query or {})
         self.on_not_found = on_not_found
-        self.path_substitutions = dict(path_substitutions or {})
+        self.path_substitutions = path_substitutions
         self.not_found: list[str] = []
+        self.calls = 0
 
     def reference_of(self, item: Any) -> str:
         return str(item["reference"] if isinstance(item, Mapping) else item)
@@ -123,7 +241,9 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
         resource = get_resource(self.resource_name)
         extra = {k: v for k, v in item.items() if k != "reference"} if isinstance(item, Mapping) else {}
         path = resource.render_path({"product_reference": self.reference_of(item)}, self.path_substitutions)
-        return path, {**self.query, **extra}
+        query = {**self.query, **extra}
+        resource.check_params(query)
+        return path, query
 
     def to_record(self, item: Any, body: Any) -> Any:
         record = dict(body) if isinstance(body, Mapping) else {"response": body}
@@ -133,8 +253,11 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
     def iter_records(self, hook: SchneiderHook, context: Context) -> Iterator[Any]:
         from airflow_provider_schneider.concurrency import ordered_map
 
-        items = _as_items(self.product_references)
+        items = as_items(self.product_references)
         self.not_found = []
+        self.calls = 0
+        for item in items:  # fail on a bad item before the first call, not half-way through
+            self.request_for(item)
 
         def call(item: Any) -> tuple[Any, Any]:
             path, query = self.request_for(item)
@@ -147,33 +270,83 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
 
         for item, body in ordered_map(call, items, concurrency=hook.settings.max_concurrency):
             self.pages += 1
+            self.calls += 1
             if body is None:
                 self.not_found.append(self.reference_of(item))
                 log.warning("Product %r not found by %s; skipped", self.reference_of(item), self.resource_name)
                 continue
-            yield self.to_record(item, body)
+            record = self.to_record(item, body)
+            if record is not None:
+                yield record
 
     def describe(self) -> dict[str, Any]:
         return {
             "resource": self.resource_name,
-            "calls": self.pages,
-            "not_found": self.not_found[:100],
+            "calls": self.calls,
+            "not_found": self.not_found[:MAX_LISTED],
             "not_found_count": len(self.not_found),
         }
 
 
 class SchneiderStockLevelOperator(_ProductFanOutOperator):
-    """Stock levels (Stock Level Checker v1.1) for each product reference; optional ``shipTo``/``purchaserID``."""
+    """Stock levels (Stock Level Checker v1.1) for each product reference; optional ``shipTo``/``purchaserID``.
+
+    ``bulk=True`` uses the ``POST /products/stock-levels`` variant (Brazil, Finland, Sweden), ``bulk_size``
+    references per call; unknown references come back inline (``error``) rather than as 404s.
+    """
 
     resource_name = "stock_level"
 
-    def __init__(self, *, ship_to: str | None = None, purchaser_id: str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        ship_to: str | None = None,
+        purchaser_id: str | None = None,
+        bulk: bool = False,
+        bulk_size: int = 50,
+        reference_type: str = "4",
+        **kwargs: Any,
+    ):
         query = {"shipTo": ship_to, "purchaserID": purchaser_id, **(kwargs.pop("query", None) or {})}
         super().__init__(query={k: v for k, v in query.items() if v is not None}, **kwargs)
+        if bulk_size < 1:
+            raise SchneiderConfigError(f"{self.task_id}: bulk_size must be >= 1")
+        self.bulk = bulk
+        self.bulk_size = bulk_size
+        self.reference_type = reference_type
+
+    def iter_records(self, hook: SchneiderHook, context: Context) -> Iterator[Any]:
+        if not self.bulk:
+            yield from super().iter_records(hook, context)
+            return
+        from airflow_provider_schneider.concurrency import ordered_map
+
+        path = get_resource("stock_levels_bulk").path
+        refs = [self.reference_of(item) for item in as_items(self.product_references)]
+        self.not_found, self.calls = [], 0
+
+        def call(chunk: Sequence[str]) -> Any:
+            body = {"products": [{"productReference": r, "referenceType": self.reference_type} for r in chunk]}
+            # A POST, but a read: retrying it cannot create anything.
+            return hook.request("POST", path, params=self.query, json=body, retry=True)
+
+        for answer in ordered_map(call, _chunks(refs, self.bulk_size), concurrency=hook.settings.max_concurrency):
+            self.pages += 1
+            self.calls += 1
+            for entry in answer if isinstance(answer, list) else [answer]:
+                if isinstance(entry, Mapping) and entry.get("error"):
+                    self.not_found.append(str(entry.get("productReference")))
+                    if self.on_not_found == "fail":
+                        raise SchneiderConfigError(f"{self.task_id}: {entry['error']}")
+                    continue
+                yield entry
 
 
 class SchneiderProductAvailabilityOperator(_ProductFanOutOperator):
-    """Delivery date, shortage flag and lead time (Product Availability v2) for each product reference."""
+    """Delivery date, shortage flag and lead time (Product Availability v2) for each product reference.
+
+    ``quantity`` applies to every product; a dict item ``{"reference": ..., "quantity": 7}`` overrides it.
+    """
 
     resource_name = "product_availability"
 
@@ -182,11 +355,15 @@ class SchneiderProductAvailabilityOperator(_ProductFanOutOperator):
         super().__init__(query={k: v for k, v in query.items() if v is not None}, **kwargs)
 
 
+BUSINESS_ERROR_MODES = ("keep", "skip", "fail")
+
+
 class SchneiderNetPriceOperator(_ProductFanOutOperator):
     """Net prices (Product Net Price v1.0) per catalog number; business errors arrive inside a 200.
 
-    Each record's ``errorMessages`` are logged as warnings; ``fail_on_business_errors=True`` fails the task
-    (and writes nothing) when any record carries one.
+    :param on_business_error: what to do with a record whose ``errorMessages`` is not empty (unknown
+        material, no price): ``"keep"`` it (default; counted and listed in the manifest), ``"skip"`` it
+        (counted and listed, not written), or ``"fail"`` the task (nothing written; lists the first ones).
     """
 
     resource_name = "net_price"
@@ -196,39 +373,48 @@ class SchneiderNetPriceOperator(_ProductFanOutOperator):
         *,
         quantity: int = 1,
         currency_code: str | None = None,
-        fail_on_business_errors: bool = False,
+        on_business_error: str = "keep",
         **kwargs: Any,
     ):
         query = {"quantity": quantity, "currencyCode": currency_code, **(kwargs.pop("query", None) or {})}
         super().__init__(query={k: v for k, v in query.items() if v is not None}, **kwargs)
-        self.fail_on_business_errors = fail_on_business_errors
-        self.business_errors = 0
+        if on_business_error not in BUSINESS_ERROR_MODES:
+            raise SchneiderConfigError(f"{self.task_id}: on_business_error must be one of {BUSINESS_ERROR_MODES}")
+        self.on_business_error = on_business_error
+        self.business_errors: list[dict[str, Any]] = []
 
     def request_for(self, item: Any) -> tuple[str, dict[str, Any]]:
+        resource = get_resource(self.resource_name)
         extra = {k: v for k, v in item.items() if k != "reference"} if isinstance(item, Mapping) else {}
-        path = get_resource(self.resource_name).render_path({})
-        return path, {**self.query, **extra, "catalog-number": self.reference_of(item)}
+        query = {**self.query, **extra, "catalog-number": self.reference_of(item)}
+        resource.check_params(query)
+        return resource.render_path({}), query
 
     def to_record(self, item: Any, body: Any) -> Any:
         record = super().to_record(item, body)
         record.setdefault("catalogNumber", self.reference_of(item))
-        errors = record.get("errorMessages") or []
-        for message in errors:
-            log.warning("Net price for %s: %s", self.reference_of(item), message)
         for message in record.get("warningMessages") or []:
             log.info("Net price warning for %s: %s", self.reference_of(item), message)
-        if errors:
-            self.business_errors += 1
-        return record
+        errors = record.get("errorMessages") or []
+        if not errors:
+            return record
+        codes = [e.get("code") if isinstance(e, Mapping) else str(e) for e in errors]
+        self.business_errors.append({"reference": self.reference_of(item), "codes": codes})
+        log.warning("Net price for %s came back with errorMessages %s", self.reference_of(item), errors)
+        return None if self.on_business_error == "skip" else record
 
     def iter_records(self, hook: SchneiderHook, context: Context) -> Iterator[Any]:
-        self.business_errors = 0
+        self.business_errors = []
         yield from super().iter_records(hook, context)
-        if self.fail_on_business_errors and self.business_errors:
+        if self.on_business_error == "fail" and self.business_errors:
             raise SchneiderBusinessError(
-                f"{self.task_id}: {self.business_errors} product(s) came back with errorMessages "
-                "(fail_on_business_errors=True); see the warnings above"
+                f"{self.task_id}: {len(self.business_errors)} product(s) came back with errorMessages "
+                f"(on_business_error='fail'), e.g. {self.business_errors[:5]}"
             )
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "business_errors": self.business_errors}
+        return {
+            **super().describe(),
+            "business_errors": self.business_errors[:MAX_LISTED],
+            "business_error_count": len(self.business_errors),
+        }
