@@ -2,10 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 AIRFLOW_VERSION ?= 3.3.2
+# Lowest supported Airflow minor (pyproject: apache-airflow>=3.1,<4), tested by `make test-lowest`.
+LOWEST_AIRFLOW_VERSION ?= 3.1.8
+PYTEST_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-lowest test-matrix lint bench clean
 
 setup: $(STAMP)
 
@@ -21,11 +24,17 @@ lint: setup
 	$(PY) -m ruff check .
 
 test: setup lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite on the lowest supported Airflow, minus the scheduler e2e run and the 3.2+ UI form test.
+test-lowest:
+	$(MAKE) test VENV=.venv-lowest AIRFLOW_VERSION=$(LOWEST_AIRFLOW_VERSION) PYTEST_ARGS='-m "not e2e and not ui"'
+
+test-matrix: test test-lowest
 
 bench: setup
 	$(PY) benchmarks/token_reuse.py
 	$(PY) benchmarks/pull_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .venv-lowest .pytest_cache build *.egg-info

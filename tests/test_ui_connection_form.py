@@ -96,6 +96,7 @@ def open_schneider_form(page: Any, url: str) -> Any:
     return dialog
 
 
+@pytest.mark.ui
 def test_connection_form_renders_and_test_succeeds(api_server, page, emulator):
     rewritten: list[dict] = []
     work_around_port_zero(page, rewritten)
