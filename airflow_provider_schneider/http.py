@@ -14,7 +14,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
+import requests.auth
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from airflow_provider_schneider.auth import Token
 from airflow_provider_schneider.exceptions import (
@@ -23,7 +26,7 @@ from airflow_provider_schneider.exceptions import (
     SchneiderPermissionError,
     SchneiderResponseError,
 )
-from airflow_provider_schneider.redaction import install_log_filters, redact
+from airflow_provider_schneider.redaction import install_log_filters, redact, register_secret
 from airflow_provider_schneider.retrying import (
     RETRYABLE_STATUSES,
     TRANSIENT_TRANSPORT_ERRORS,
@@ -55,9 +58,58 @@ def clean_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     return pairs
 
 
+class _QuietHTTPConnection(HTTPConnection):
+    """Never prints wire traffic: ``http.client``'s debug output shows the query (``apikey``) and the
+    ``Authorization`` header, and ``HTTPConnection.debuglevel = 1`` is a common debugging recipe."""
+
+    debuglevel = 0
+
+
+class _QuietHTTPSConnection(HTTPSConnection):
+    debuglevel = 0
+
+
+class _QuietHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _QuietHTTPConnection
+
+
+class _QuietHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _QuietHTTPSConnection
+
+
+_QUIET_POOLS = {"http": _QuietHTTPPool, "https": _QuietHTTPSPool}
+
+
+class SchneiderAdapter(HTTPAdapter):
+    """requests' adapter, without urllib3 retries (ours are tenacity's) and without wire debug prints."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_QUIET_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = dict(_QUIET_POOLS)
+        return manager
+
+
+class _NoExtraAuth(requests.auth.AuthBase):
+    """Sends only the credentials we set: with ``trust_env`` on and no ``auth``, requests would add a
+    ``~/.netrc`` login as Basic auth, replacing the bearer header or leaking that login to the gateway."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+_NO_EXTRA_AUTH = _NoExtraAuth()
+
+
 def build_session(max_connections: int) -> requests.Session:
+    """A pooled session; ``trust_env`` stays on so corporate proxies and CA bundles from the environment work."""
+    install_log_filters()
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(max_connections, 1), max_retries=0)
+    adapter = SchneiderAdapter(pool_connections=4, pool_maxsize=max(max_connections, 1), max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -89,8 +141,17 @@ def _error_fields(response: requests.Response) -> tuple[str | None, str | None, 
     )
 
 
+def _is_certificate_error(exc: BaseException) -> bool:
+    """A failed certificate check will fail again: not worth a retry (unlike a TLS handshake cut short)."""
+    return "certificate" in str(exc).lower()
+
+
 class SchneiderHttpClient:
-    """One pooled session per hook; at most ``max_concurrency`` calls in flight, shared 429 back-off."""
+    """One pooled session per hook; at most ``max_concurrency`` calls in flight, shared 429 back-off.
+
+    The cap is a semaphore around the socket call itself, so it holds whatever fans out above it
+    (concurrent pages, per-product calls, 401 replays, retries).
+    """
 
     def __init__(
         self,
@@ -138,7 +199,7 @@ class SchneiderHttpClient:
         """
         method = method.upper()
         url = self.url_for(path)
-        shown_path = "/" + url[len(self.settings.api_base_url) :].lstrip("/")
+        shown_path = redact("/" + url[len(self.settings.api_base_url) :].lstrip("/"), self.settings.secrets)
         query = clean_params(params)
         should_retry = method in IDEMPOTENT_METHODS if retry is None else retry
 
@@ -173,6 +234,8 @@ class SchneiderHttpClient:
             return self._parse(response, method, path, page)
 
         assert self._get_token is not None
+        # The token is looked up on every attempt: a retry carries the token that is current *now* (another
+        # thread may have refreshed it after a 401), never the header of the failed attempt.
         token = self._get_token()
         response = self._send(method, url, path, query, self._bearer(token), json_body, page)
         if response.status_code == 401:
@@ -187,10 +250,15 @@ class SchneiderHttpClient:
 
     @staticmethod
     def _bearer(token: Token) -> dict[str, str]:
+        # Tokens read from a shared cache were issued in another process: tell the maskers about them too.
+        register_secret(token.access_token)
         return {"Authorization": f"Bearer {token.access_token}"}
 
-    def _note_wait(self, seconds: float) -> None:
-        """A 429 back-off applies to every thread of this client, not just the one that was throttled."""
+    def _note_wait(self, seconds: float, failure: TransientFailure) -> None:
+        """A throttle (429 / ``Retry-After``) pauses every thread of this client, not just the throttled one;
+        a plain 5xx or network failure only delays its own retry."""
+        if not failure.throttled:
+            return
         with self._pause_lock:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
@@ -209,9 +277,9 @@ class SchneiderHttpClient:
         json_body: Any,
         page: int | None,
     ) -> requests.Response:
-        self._wait_if_paused()
-        started = time.monotonic()
         with self._slots:
+            self._wait_if_paused()
+            started = time.monotonic()
             try:
                 response = self.session.request(
                     method,
@@ -219,15 +287,25 @@ class SchneiderHttpClient:
                     params=query,
                     json=json_body,
                     headers=headers,
+                    auth=_NO_EXTRA_AUTH,
                     timeout=(self.settings.connect_timeout, self.settings.timeout),
                     verify=self.settings.verify,
                     allow_redirects=False,
                 )
+                reason, transient = None, False
+            # Only a secret-free description survives: requests' messages hold the URL (and the apikey).
+            except requests.exceptions.SSLError as exc:
+                reason, transient = describe_transport_error(exc), not _is_certificate_error(exc)
             except TRANSIENT_TRANSPORT_ERRORS as exc:
-                reason = describe_transport_error(exc)
-                raise TransientFailure(
-                    self._error(SchneiderApiError, f"request failed: {reason}", method, path, page=page), reason=reason
-                ) from None
+                reason, transient = describe_transport_error(exc), True
+            except requests.RequestException as exc:
+                reason, transient = type(exc).__name__, False
+        if reason is not None:
+            # Raised outside the ``except`` blocks so the requests exception is not even chained.
+            error = self._error(SchneiderApiError, f"request failed: {reason}", method, path, page=page)
+            if transient:
+                raise TransientFailure(error, reason=reason)
+            raise error
         log.debug("%s %s -> HTTP %s in %.0f ms", method, path, response.status_code, (time.monotonic() - started) * 1e3)
         return response
 
@@ -267,7 +345,10 @@ class SchneiderHttpClient:
         )
         if status in RETRYABLE_STATUSES:
             raise TransientFailure(
-                error, retry_after=parse_retry_after(response.headers.get("Retry-After")), reason=f"HTTP {status}"
+                error,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                reason=f"HTTP {status}",
+                status=status,
             )
         raise error
 

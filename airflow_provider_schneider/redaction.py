@@ -8,24 +8,37 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 REDACTED = "***"
-_QUERY_SECRET = re.compile(r"(?i)((?:api[_-]?key|access_token|client_secret)=)[^&\s'\"#]+")
+_SECRET_NAMES = r"api[_-]?key|access[_-]?token|client[_-]?secret|token"
+_QUERY_SECRET = re.compile(rf"(?i)(\b(?:{_SECRET_NAMES})(?:=|%3D))[^&\s'\"#]+")
 _AUTH_HEADER = re.compile(
     r"(?i)((?:authorization|proxy-authorization)['\"]?\s*[:=]\s*['\"]?)(?:basic|bearer)\s+[^\s'\",}]+"
 )
+#: Names whose values are secrets when they appear as query/param keys (exact match, case-insensitive).
+_SECRET_KEY = re.compile(rf"(?i)^(?:{_SECRET_NAMES}|password|secret)$")
 
 _known_secrets: set[str] = set()
+_lock = threading.Lock()
 
 
 def register_secret(*values: str | None) -> None:
-    """Remember values to scrub from any text this module redacts (and tell Airflow's masker)."""
+    """Remember values to scrub from any text this module redacts, and tell Airflow's masker (once each).
+
+    Also installs the log filters, so urllib3/requests DEBUG lines are clean from the first request on.
+    """
+    install_log_filters()
     for value in values:
-        if value and len(value) >= 4:
+        if not value or len(value) < 4:
+            continue
+        with _lock:
+            if value in _known_secrets:
+                continue
             _known_secrets.add(value)
-            _mask_in_airflow(value)
+        _mask_in_airflow(value)
 
 
 def _mask_in_airflow(value: str) -> None:
@@ -46,13 +59,15 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Return ``text`` with api keys in URLs, auth headers and known secret values replaced by ``***``."""
     text = _QUERY_SECRET.sub(rf"\1{REDACTED}", text)
     text = _AUTH_HEADER.sub(rf"\1{REDACTED}", text)
-    for secret in sorted({*_known_secrets, *(s for s in secrets if s)}, key=len, reverse=True):
+    with _lock:
+        known = set(_known_secrets)
+    for secret in sorted(known | {s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text
 
 
 class RedactingFilter(logging.Filter):
-    """Logging filter that redacts the rendered message (urllib3 logs full URLs at DEBUG)."""
+    """Logging filter that redacts the rendered message (urllib3 logs full URLs, apikey included, at DEBUG)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -65,7 +80,19 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-_FILTERED_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry", "requests")
+#: Loggers that print request URLs or headers. Logger filters are not inherited by child loggers, so each
+#: one that logs is named.
+_FILTERED_LOGGERS = (
+    "urllib3",
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    "requests",
+    "airflow_provider_schneider.http",
+    "airflow_provider_schneider.auth",
+)
 _installed = False
 
 
@@ -74,11 +101,14 @@ def install_log_filters() -> None:
     global _installed
     if _installed:
         return
-    for name in _FILTERED_LOGGERS:
-        logging.getLogger(name).addFilter(RedactingFilter())
-    _installed = True
+    with _lock:
+        if _installed:
+            return
+        for name in _FILTERED_LOGGERS:
+            logging.getLogger(name).addFilter(RedactingFilter())
+        _installed = True
 
 
 def safe_params(params: dict[str, Any] | None) -> dict[str, Any]:
-    """Params fit for a log line or an XCom (api keys and tokens removed)."""
-    return {k: (REDACTED if _QUERY_SECRET.match(f"{k}=x") else v) for k, v in (params or {}).items()}
+    """Params fit for a log line or an XCom (api keys, tokens and secrets removed)."""
+    return {k: (REDACTED if _SECRET_KEY.match(str(k)) else v) for k, v in (params or {}).items()}

@@ -1,11 +1,15 @@
 """Retry policy as a value: which failures are transient, how long to wait, when to give up.
 
-Shared by the token endpoint and API calls so both honour ``Retry-After`` and the same budget.
+Shared by the token endpoint and API calls so both honour ``Retry-After`` and the same budget. The budget
+is two caps: ``max_attempts`` and ``max_total_wait`` (seconds spent *sleeping* between attempts). A retry
+whose wait would overrun the budget is not attempted: the call fails at once with the last error, so a
+dead gateway ends a task after a known time instead of hanging it.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
@@ -30,17 +34,32 @@ TRANSIENT_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class TransientFailure(Exception):
-    """Raised inside an attempt to ask for another one; carries the error to raise if none is left."""
+    """Raised inside an attempt to ask for another one; carries the error to raise if none is left.
 
-    def __init__(self, error: Exception, *, retry_after: float | None = None, reason: str = ""):
+    ``status`` is the HTTP status that caused it (``None`` for transport failures); ``retry_after`` is the
+    server's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(
+        self, error: Exception, *, retry_after: float | None = None, reason: str = "", status: int | None = None
+    ):
         super().__init__(reason or str(error))
         self.error = error
         self.retry_after = retry_after
         self.reason = reason or type(error).__name__
+        self.status = status
+
+    @property
+    def throttled(self) -> bool:
+        """The server asked us to slow down (429, or any status with ``Retry-After``)."""
+        return self.status == 429 or self.retry_after is not None
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds (``"120"``, ``"1.5"``) or an HTTP date; ``None`` when absent or garbage."""
+    """``Retry-After`` as seconds (``"120"``, ``"1.5"``) or an HTTP date; ``None`` when absent or garbage.
+
+    A date in the past means "now" (0 s); negative or non-finite numbers are ignored.
+    """
     if value is None:
         return None
     value = value.strip()
@@ -55,26 +74,58 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             return None
         if when is None:
             return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:  # NaN
+        if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive result means the zone was missing
+            return None
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    if seconds != seconds or seconds in (float("inf"), float("-inf")) or seconds < 0:
         return None
-    return max(0.0, seconds)
+    return seconds
+
+
+def backoff_delay(policy: RetryPolicy, attempt_number: int, rng: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with "equal jitter": half the step is fixed, half random.
+
+    Step ``n`` is ``min(backoff_max, backoff_initial * 2 ** (n - 1))``; the wait is uniform in
+    ``[step / 2, step]``, so retries keep growing yet a stampede of clients does not retry in lockstep.
+    """
+    try:
+        step = policy.backoff_initial * 2.0 ** (attempt_number - 1)
+    except OverflowError:
+        step = policy.backoff_max
+    step = min(step, policy.backoff_max)
+    return step / 2 + rng() * step / 2
 
 
 class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
-    """Exponential backoff with jitter, unless the server said how long to wait (then that, capped)."""
+    """Jittered exponential backoff, unless the server said how long to wait (then that, capped)."""
 
     def __init__(self, policy: RetryPolicy):
         self.policy = policy
-        self.backoff = tenacity.wait_exponential_jitter(
-            initial=policy.backoff_initial, max=policy.backoff_max, jitter=policy.backoff_initial
-        )
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(exc, TransientFailure) and exc.retry_after is not None:
             return min(exc.retry_after, self.policy.retry_after_cap)
-        return self.backoff(retry_state)
+        return backoff_delay(self.policy, retry_state.attempt_number)
+
+
+class _StopWhenBudgetSpent(tenacity.stop.stop_base):
+    """Stop when attempts are used up, or when the next sleep would push total sleeping past the cap."""
+
+    def __init__(self, policy: RetryPolicy):
+        self.policy = policy
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        if retry_state.attempt_number >= self.policy.max_attempts:
+            return True
+        return retry_state.idle_for + (retry_state.upcoming_sleep or 0.0) > self.policy.max_total_wait
+
+
+def _note_budget(error: Exception, attempts: int, slept: float, why: str) -> Exception:
+    """Append how the retry budget was spent to the error's message (shown in the task log and UI)."""
+    if error.args and isinstance(error.args[0], str):
+        error.args = (f"{error.args[0]} [gave up after {attempts} attempt(s), {slept:.1f}s of waiting: {why}]",)
+    return error
 
 
 def call_with_retries(
@@ -83,23 +134,30 @@ def call_with_retries(
     policy: RetryPolicy,
     log: logging.Logger,
     describe: str,
-    on_wait: Callable[[float], None] | None = None,
+    on_wait: Callable[[float, TransientFailure], None] | None = None,
 ) -> T:
     """Run ``attempt`` until it returns, raises a non-transient error, or the budget is spent.
 
-    ``attempt`` signals a transient failure by raising :class:`TransientFailure`; when attempts or the total
-    wait budget run out, the wrapped error is raised (not a tenacity ``RetryError``), so callers see one
-    exception type whatever happened.
+    ``attempt`` signals a transient failure by raising :class:`TransientFailure`; when the budget runs out,
+    the wrapped error is raised (never a tenacity ``RetryError``), its message saying how many attempts
+    were made, so callers see one exception type whatever happened.
     """
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        reason = exc.reason if isinstance(exc, TransientFailure) else repr(exc)
         wait = state.next_action.sleep if state.next_action else 0.0
-        if on_wait is not None:
-            on_wait(wait)
+        if isinstance(exc, TransientFailure):
+            reason = exc.reason
+            if exc.retry_after is not None:
+                reason += f", Retry-After {exc.retry_after:.1f}s" + (
+                    f" capped to {policy.retry_after_cap:g}s" if exc.retry_after > policy.retry_after_cap else ""
+                )
+            if on_wait is not None:
+                on_wait(wait, exc)
+        else:
+            reason = type(exc).__name__
         log.warning(
-            "Retrying %s in %.1fs (attempt %d of %d failed: %s)",
+            "Retrying %s in %.2fs (attempt %d of %d failed: %s)",
             describe,
             wait,
             state.attempt_number,
@@ -107,17 +165,29 @@ def call_with_retries(
             reason,
         )
 
+    state_box: dict[str, tenacity.RetryCallState] = {}
+
+    def remember(state: tenacity.RetryCallState) -> None:
+        state_box["state"] = state
+
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(policy.max_attempts) | tenacity.stop_before_delay(policy.max_total_wait),
+        stop=_StopWhenBudgetSpent(policy),
         wait=_WaitRetryAfterOrBackoff(policy),
         retry=tenacity.retry_if_exception_type(TransientFailure),
         before_sleep=before_sleep,
+        after=remember,
         reraise=True,
     )
     try:
         return retrying(attempt)
     except TransientFailure as exhausted:
-        raise exhausted.error from None
+        state = state_box.get("state")
+        attempts = state.attempt_number if state else 1
+        slept = state.idle_for if state else 0.0
+        why = "attempts exhausted" if attempts >= policy.max_attempts else "retry wait budget exhausted"
+        log.error("Giving up on %s after %d attempt(s) (%s): %s", describe, attempts, why, exhausted.reason)
+        error = _note_budget(exhausted.error, attempts, slept, f"{why}, last failure {exhausted.reason}")
+    raise error from None
 
 
 def no_retry(attempt: Callable[[], T]) -> T:
@@ -125,7 +195,8 @@ def no_retry(attempt: Callable[[], T]) -> T:
     try:
         return attempt()
     except TransientFailure as failure:
-        raise failure.error from None
+        error = failure.error
+    raise error from None
 
 
 def describe_transport_error(exc: BaseException) -> str:
@@ -136,8 +207,14 @@ def describe_transport_error(exc: BaseException) -> str:
         return "read timeout"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return "connection broken mid-body (truncated response)"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "response body could not be decoded"
     if isinstance(exc, requests.exceptions.SSLError):
+        if "certificate" in str(exc).lower():
+            return "TLS certificate verification failed (for a private CA set the connection's 'ca_bundle')"
         return "TLS error"
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return "proxy error"
     if isinstance(exc, requests.ConnectionError):
         return "connection failed or was reset"
     return type(exc).__name__
