@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,17 @@ log = logging.getLogger(__name__)
 DEFAULT_LIFETIME = 3600.0
 #: A leeway never eats more than this share of a token's life, so short-lived tokens are still used.
 MAX_LEEWAY_SHARE = 0.25
+
+
+class NoExtraAuth(requests.auth.AuthBase):
+    """Sends only the credentials we set: with ``trust_env`` on and no ``auth``, requests would add a
+    ``~/.netrc`` login as Basic auth, replacing the bearer header or leaking that login to the gateway."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+NO_EXTRA_AUTH = NoExtraAuth()
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,8 @@ class Token:
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        return token if token.access_token and token.lifetime > 0 else None
+        plausible = math.isfinite(token.expires_at) and math.isfinite(token.lifetime) and token.lifetime > 0
+        return token if token.access_token and plausible else None
 
 
 def _error_text(response: requests.Response) -> str:
@@ -124,7 +137,7 @@ def _lifetime(raw: Any, where: str) -> float:
     except (TypeError, ValueError):
         log.warning("%s sent unreadable expires_in %r; assuming %ds", where, raw, DEFAULT_LIFETIME)
         return DEFAULT_LIFETIME
-    if lifetime != lifetime or lifetime <= 0:
+    if not math.isfinite(lifetime) or lifetime <= 0:
         log.warning("%s sent expires_in %r; assuming %ds", where, raw, DEFAULT_LIFETIME)
         return DEFAULT_LIFETIME
     return lifetime
@@ -141,7 +154,7 @@ def request_token(settings: SchneiderSettings, session: requests.Session) -> Tok
     form = {"grant_type": "client_credentials"}
     if settings.scope:
         form["scope"] = settings.scope
-    auth: tuple[str, str] | None = None
+    auth: tuple[str, str] | requests.auth.AuthBase = NO_EXTRA_AUTH  # never a ~/.netrc login
     if settings.client_auth == "body":
         form.update(client_id=settings.client_id, client_secret=settings.client_secret)
     else:
@@ -149,6 +162,9 @@ def request_token(settings: SchneiderSettings, session: requests.Session) -> Tok
     where = f"Schneider connection '{settings.conn_id}': token endpoint {settings.token_url}"
 
     def attempt() -> Token:
+        # Expiry counts from when the request left: the gateway's clock started before we got the answer,
+        # so a slow token endpoint must not make us believe the token lives longer than it does.
+        sent_at = time.time()
         try:
             response = session.post(
                 settings.token_url,
@@ -166,7 +182,9 @@ def request_token(settings: SchneiderSettings, session: requests.Session) -> Tok
             ) from None
         status = response.status_code
         if status == 200:
-            return parse_token_response(response.content, conn_id=settings.conn_id, token_url=settings.token_url)
+            return parse_token_response(
+                response.content, conn_id=settings.conn_id, token_url=settings.token_url, now=sent_at
+            )
         detail = redact(_error_text(response), settings.secrets)
         if status in (400, 401, 403):
             raise SchneiderAuthError(

@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from airflow_provider_schneider.auth import Token
+from airflow_provider_schneider.auth import NO_EXTRA_AUTH, Token
 from airflow_provider_schneider.exceptions import (
     SchneiderApiError,
     SchneiderConfigError,
@@ -92,17 +92,6 @@ class SchneiderAdapter(HTTPAdapter):
         if not proxy.lower().startswith("socks"):
             manager.pool_classes_by_scheme = dict(_QUIET_POOLS)
         return manager
-
-
-class _NoExtraAuth(requests.auth.AuthBase):
-    """Sends only the credentials we set: with ``trust_env`` on and no ``auth``, requests would add a
-    ``~/.netrc`` login as Basic auth, replacing the bearer header or leaking that login to the gateway."""
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        return request
-
-
-_NO_EXTRA_AUTH = _NoExtraAuth()
 
 
 def build_session(max_connections: int) -> requests.Session:
@@ -287,7 +276,7 @@ class SchneiderHttpClient:
                     params=query,
                     json=json_body,
                     headers=headers,
-                    auth=_NO_EXTRA_AUTH,
+                    auth=NO_EXTRA_AUTH,
                     timeout=(self.settings.connect_timeout, self.settings.timeout),
                     verify=self.settings.verify,
                     allow_redirects=False,

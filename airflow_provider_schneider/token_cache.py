@@ -1,9 +1,17 @@
 """Token reuse across task runs, processes and workers: one token request per credential per lifetime.
 
-Tiers, cheapest first: process memory -> host file cache (shared by a worker's processes, locked) ->
-cluster cache (an Airflow Variable, shared by all workers through the Task SDK) -> token endpoint.
-Shared tiers hold only ciphertext: Fernet with a key derived (HKDF-SHA256) from the client secret, so a
-cache entry is useless without the secret, and rotating the secret orphans old entries by itself.
+Tiers, cheapest first: process memory -> host file cache (shared by a worker's processes) -> cluster cache
+(an Airflow Variable, shared by every worker through the Task SDK) -> token endpoint.
+
+Single flight: threads of a process take a process lock; processes of a host take an ``flock`` on the
+cache directory's lock file and re-check the file after getting it, so N processes finding the token stale
+at once cause one request. Only the lock holder reads the Variable (the cluster tier is re-read right
+before a refresh), which keeps duplicate refreshes across hosts rare and Variable traffic to one read per
+host and token lifetime.
+
+Shared tiers hold only ciphertext: Fernet with a key derived (HKDF-SHA256) from the client secret and the
+cache key, so an entry is useless without the secret, and rotating the secret orphans old entries by
+itself. Anything unreadable (corrupt, truncated, foreign, implausible) is a miss and gets overwritten.
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -28,13 +38,19 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from airflow_provider_schneider.auth import Token
-from airflow_provider_schneider.exceptions import SchneiderTokenEndpointError
 from airflow_provider_schneider.settings import SchneiderSettings
 
 log = logging.getLogger(__name__)
 
 VARIABLE_PREFIX = "schneider_token_cache_"
 _KDF_SALT = b"airflow-provider-schneider/token-cache/v1"
+#: Larger cache entries are not ours (a sealed JWT is a few KB); they are ignored without being decrypted.
+MAX_ENTRY_BYTES = 64 * 1024
+#: A cached token claiming to stay valid longer than its lifetime (+ this slack) from now was written under
+#: a clock we cannot trust (clock stepped back, or another host's clock runs ahead): it is not used.
+CLOCK_SLACK = 60.0
+#: How many rejected (HTTP 401) tokens a process remembers per credential.
+_REJECTED_KEEP = 32
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,11 @@ class CacheKey:
         return cls(settings.token_url, settings.client_id or "", settings.scope or "")
 
 
+def token_id(token: Token) -> str:
+    """A stable, non-reversible name for a token (to compare and remember tokens without keeping them)."""
+    return hashlib.sha256(token.access_token.encode()).hexdigest()[:32]
+
+
 class TokenCipher:
     """Authenticated encryption of cache entries, keyed by the client secret and the cache key."""
 
@@ -63,13 +84,15 @@ class TokenCipher:
             client_secret.encode()
         )
         self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+        #: Tells secrets apart in process memory without holding or revealing them.
+        self.fingerprint = hashlib.sha256(b"fingerprint:" + derived).hexdigest()[:16]
 
     def seal(self, token: Token) -> str:
         return self._fernet.encrypt(json.dumps(token.to_json()).encode()).decode()
 
     def open(self, blob: str | bytes | None) -> Token | None:
         """The token in ``blob``, or ``None`` if it is empty, corrupt, truncated or sealed with another key."""
-        if not blob:
+        if not blob or len(blob) > MAX_ENTRY_BYTES:
             return None
         try:
             data = json.loads(self._fernet.decrypt(blob.encode() if isinstance(blob, str) else blob))
@@ -89,14 +112,34 @@ class CacheTier(Protocol):
         """Remove the entry only if it still holds ``token`` (a fresher one stored meanwhile is kept)."""
 
 
+def _same(a: Token | None, b: Token | None) -> bool:
+    return a is not None and b is not None and a.access_token == b.access_token
+
+
+# -- process-wide state -------------------------------------------------------------------------------------
+
+_GUARD = threading.Lock()
+#: Memory tier: ``"{cache key digest}/{secret fingerprint}"`` -> token (a rotated secret never sees it).
 _MEMORY: dict[str, Token] = {}
-_MEMORY_GUARD = threading.Lock()
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
+#: Per cache key, ids of tokens the gateway answered 401 to: never handed out again by this process, even
+#: if a shared tier still (or again) holds them, unless the token endpoint issues them anew.
+_REJECTED: dict[str, dict[str, None]] = {}
 
 
 def _process_lock(digest: str) -> threading.Lock:
-    with _MEMORY_GUARD:
+    with _GUARD:
         return _PROCESS_LOCKS.setdefault(digest, threading.Lock())
+
+
+def _reset_locks_after_fork() -> None:
+    """A forked task process must not inherit a lock some other thread of its parent was holding."""
+    global _GUARD
+    _GUARD = threading.Lock()
+    _PROCESS_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
 class MemoryTier:
@@ -104,19 +147,19 @@ class MemoryTier:
 
     name = "memory"
 
-    def __init__(self, key: CacheKey):
-        self._digest = key.digest
+    def __init__(self, key: CacheKey, cipher: TokenCipher):
+        self._slot = f"{key.digest}/{cipher.fingerprint}"
 
     def read(self) -> Token | None:
-        return _MEMORY.get(self._digest)
+        return _MEMORY.get(self._slot)
 
     def write(self, token: Token) -> None:
-        _MEMORY[self._digest] = token
+        _MEMORY[self._slot] = token
 
     def discard(self, token: Token) -> None:
-        with _MEMORY_GUARD:
-            if _MEMORY.get(self._digest) == token:
-                del _MEMORY[self._digest]
+        with _GUARD:
+            if _same(_MEMORY.get(self._slot), token):
+                del _MEMORY[self._slot]
 
 
 def default_cache_dir() -> Path:
@@ -125,7 +168,11 @@ def default_cache_dir() -> Path:
 
 
 class FileTier:
-    """One encrypted file per credential on this host (mode 0600), replaced atomically; flock for refresh."""
+    """One encrypted file per credential on this host (0600, in a 0700 directory), replaced atomically.
+
+    ``locked()`` is the host-wide refresh lock (``flock`` on a sibling ``.lock`` file). Needs a local
+    file system: ``flock`` is not reliable on every network file system.
+    """
 
     name = "file"
 
@@ -134,12 +181,19 @@ class FileTier:
         self.path = directory / f"{key.digest}.token"
         self.lock_path = directory / f"{key.digest}.lock"
         self._cipher = cipher
+        #: The last read found an entry it could not use (corrupt, truncated, foreign key or rotated secret).
+        self.unreadable = False
 
     @classmethod
     def create(cls, directory: Path, key: CacheKey, cipher: TokenCipher) -> FileTier | None:
         """The tier, or ``None`` (with a warning) when the directory cannot be made private and writable."""
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            info = os.stat(directory)
+            if info.st_uid != os.geteuid():
+                raise PermissionError(f"{directory} belongs to another user (uid {info.st_uid})")
+            if stat.S_IMODE(info.st_mode) & 0o077:
+                os.chmod(directory, 0o700)
             if not os.access(directory, os.W_OK | os.X_OK):
                 raise PermissionError(f"{directory} is not writable")
         except OSError as exc:
@@ -148,13 +202,30 @@ class FileTier:
         return cls(directory, key, cipher)
 
     def read(self) -> Token | None:
+        self.unreadable = False
         try:
-            return self._cipher.open(self.path.read_bytes())
-        except OSError:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
             return None
+        except OSError:
+            self.unreadable = True
+            return None
+        try:
+            blob = os.read(fd, MAX_ENTRY_BYTES + 1)  # a regular file gives the whole (small) entry at once
+        except OSError:  # e.g. the path is a directory
+            blob = b"?"
+        finally:
+            os.close(fd)
+        token = self._cipher.open(blob)
+        self.unreadable = token is None and bool(blob)
+        return token
 
     def write(self, token: Token) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".token")  # created 0600
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".token")  # created 0600
+        except OSError as exc:
+            log.warning("Could not write Schneider token file cache %s: %s", self.path, exc)
+            return
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(self._cipher.seal(token))
@@ -165,40 +236,70 @@ class FileTier:
             log.warning("Could not write Schneider token file cache %s: %s", self.path, exc)
 
     def discard(self, token: Token) -> None:
-        if self.read() == token:
+        """Call with :meth:`locked` held, so no peer can store a fresher token between compare and delete."""
+        if _same(self.read(), token):
             with contextlib.suppress(OSError):
                 self.path.unlink()
 
     @contextlib.contextmanager
-    def locked(self, timeout: float) -> Iterator[None]:
-        """Hold the host-wide refresh lock, so only one process per host asks for a token."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    def locked(self, timeout: float) -> Iterator[bool]:
+        """Hold the host-wide refresh lock; yields ``False`` if it could not be had within ``timeout``.
+
+        The kernel drops an ``flock`` when its holder dies, so a timeout means a live peer is stuck (on a
+        slow token endpoint or Variable API): the caller then carries on without the lock rather than fail.
+        """
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            log.warning("Schneider token cache lock %s unavailable: %s", self.lock_path, exc)
+            yield False
+            return
         try:
             deadline = time.monotonic() + timeout
+            delay = 0.005
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise SchneiderTokenEndpointError(
-                            f"Timed out after {timeout:.0f}s waiting for another process to refresh the "
-                            f"Schneider token (lock {self.lock_path})"
-                        ) from None
-                    time.sleep(0.02)
+                        log.warning(
+                            "Waited %.0fs for another process to refresh the Schneider token (lock %s); "
+                            "continuing without the lock",
+                            timeout,
+                            self.lock_path,
+                        )
+                        yield False
+                        return
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.05)
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
 
 
+def in_task_context() -> bool:
+    """True where the Task SDK can reach the API server (a running task, ``dag.test()``, a triggerer)."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:  # pragma: no cover - Task SDK missing
+        return False
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
+
+
 class VariableTier:
     """Cluster-wide through an Airflow Variable (Task SDK), so every worker host reuses one token.
 
-    Only usable inside a running task (or anything else with Task SDK comms); outside, the first failure
-    turns the tier off for this manager and the other tiers carry on.
+    Used only inside a running task: elsewhere (a plain script, the scheduler, a DAG file) Variable writes
+    have no channel, so the tier stays off and the other tiers carry on. Inside a task, the first failing
+    call turns it off for this process (a cache must never break a pull); a slow Variable API only delays
+    the one process per host that holds the refresh lock, and only once per token lifetime.
+
+    The Variable API has no compare-and-swap: ``discard`` reads, compares, then deletes, so a peer's write
+    landing in between can be lost. The worst case is one extra token request, never a wrong token.
     """
 
     name = "variable"
@@ -206,30 +307,42 @@ class VariableTier:
     def __init__(self, key: CacheKey, cipher: TokenCipher):
         self.variable_key = f"{VARIABLE_PREFIX}{key.digest}"
         self._cipher = cipher
-        self.available = True
+        self.unavailable_reason: str | None = None
+        self.unreadable = False
 
-    def _guard(self, action: str, fn: Callable[[], object]) -> object:
-        if not self.available:
+    def status(self) -> str | None:
+        """``None`` when usable, else why not (shown in the token-request log line)."""
+        if self.unavailable_reason is not None:
+            return self.unavailable_reason
+        return None if in_task_context() else "outside a task"
+
+    def _call(self, action: str, fn: Callable[[], object]) -> object:
+        if self.status() is not None:
             return None
         try:
             return fn()
         except Exception as exc:  # noqa: BLE001 - a cache must never break a pull
-            self.available = False
-            log.info(
-                "Schneider token cluster cache (Airflow Variable) unavailable for %s: %s", action, type(exc).__name__
+            self.unavailable_reason = f"{action} failed: {type(exc).__name__}"
+            log.warning(
+                "Schneider token cluster cache (Airflow Variable %s) off for this process: %s failed (%s)",
+                self.variable_key,
+                action,
+                type(exc).__name__,
             )
             return None
 
     def read(self) -> Token | None:
         from airflow.sdk import Variable
 
-        blob = self._guard("read", lambda: Variable.get(self.variable_key, default=None))
-        return self._cipher.open(blob) if isinstance(blob, str) else None
+        blob = self._call("read", lambda: Variable.get(self.variable_key, default=None))
+        token = self._cipher.open(blob) if isinstance(blob, str) else None
+        self.unreadable = token is None and bool(blob)
+        return token
 
     def write(self, token: Token) -> None:
         from airflow.sdk import Variable
 
-        self._guard(
+        self._call(
             "write",
             lambda: Variable.set(
                 self.variable_key,
@@ -241,12 +354,16 @@ class VariableTier:
     def discard(self, token: Token) -> None:
         from airflow.sdk import Variable
 
-        if self.read() == token:
-            self._guard("delete", lambda: Variable.delete(self.variable_key))
+        if _same(self.read(), token):
+            self._call("delete", lambda: Variable.delete(self.variable_key))
 
 
 class TokenManager:
-    """Hands out a fresh token from the cheapest tier that has one; refreshes one at a time."""
+    """Hands out a usable token from the cheapest tier that has one; refreshes one at a time.
+
+    ``last_source`` says where the current token came from (``memory``, ``file``, ``variable`` or
+    ``endpoint``); ``token_requests`` counts this manager's calls to the token endpoint.
+    """
 
     def __init__(self, settings: SchneiderSettings, fetch: Callable[[], Token]):
         if not settings.client_secret:
@@ -254,69 +371,124 @@ class TokenManager:
         self.settings = settings
         self._fetch = fetch
         self.key = CacheKey.for_settings(settings)
-        self._lock = _process_lock(self.key.digest)
+        with _GUARD:
+            self._rejected = _REJECTED.setdefault(self.key.digest, {})
         self._current: Token | None = None
         self.token_requests = 0
+        self.last_source: str | None = None
+        self._rejected_since_refresh = False
         cipher = TokenCipher(settings.client_secret, self.key)
         tiers = settings.token_cache
-        self.memory = MemoryTier(self.key) if "memory" in tiers else None
+        self.memory = MemoryTier(self.key, cipher) if "memory" in tiers else None
         directory = Path(settings.token_cache_dir) if settings.token_cache_dir else default_cache_dir()
         self.file = FileTier.create(directory, self.key, cipher) if "file" in tiers else None
         self.variable = VariableTier(self.key, cipher) if "variable" in tiers else None
 
     @property
+    def _lock(self) -> threading.Lock:
+        """Looked up on use, so a forked child gets a fresh lock, never one a parent thread was holding."""
+        return _process_lock(self.key.digest)
+
+    @property
     def shared_tiers(self) -> list[CacheTier]:
         return [t for t in (self.file, self.variable) if t is not None]
 
-    def _fresh(self, token: Token | None) -> bool:
-        return token is not None and token.is_fresh(self.settings.token_leeway)
+    def usable(self, token: Token | None, now: float | None = None) -> bool:
+        """Fresh for at least the (capped) leeway, plausible under this host's clock, and not rejected."""
+        if token is None:
+            return False
+        now = time.time() if now is None else now
+        if not math.isfinite(token.expires_at) or token.expires_at - now > token.lifetime + CLOCK_SLACK:
+            return False
+        return token.is_fresh(self.settings.token_leeway, now) and token_id(token) not in self._rejected
 
     def get_token(self) -> Token:
-        """A token that stays valid for at least the leeway; at most one refresh per host at a time."""
-        if self._fresh(self._current):
-            return self._current  # type: ignore[return-value]
+        """A token valid for at least the leeway; at most one refresh per host at a time."""
+        current = self._current
+        if self.usable(current):
+            return current  # type: ignore[return-value]
         with self._lock:
-            missed: list[str] = []
-            token = self._lookup(missed, [self.memory, *self.shared_tiers])
+            if self.usable(self._current):  # another thread of this manager got one while we waited
+                return self._current  # type: ignore[return-value]
+            notes: list[str] = []
+            token = self._probe(self.memory, notes) or self._probe(self.file, [])
             if token is None:
-                with self.file.locked(self.settings.token_wait_timeout) if self.file else contextlib.nullcontext():
-                    # Re-check after the lock: another process may have refreshed while we waited.
-                    token = self._lookup([], self.shared_tiers) or self._refresh(missed)
+                with self._host_lock():
+                    # Re-check after the lock: a peer may have refreshed while we waited. Only the lock holder
+                    # reads the cluster tier, right before it would otherwise ask the endpoint.
+                    token = self._probe(self.file, notes) or self._probe(self.variable, notes)
+                    if token is None:
+                        token = self._refresh(notes)
             self._current = token
             return token
-
-    def _lookup(self, missed: list[str], tiers: list[CacheTier | None]) -> Token | None:
-        for index, tier in enumerate(tiers):
-            if tier is None:
-                continue
-            token = tier.read()
-            if self._fresh(token):
-                for cheaper in tiers[:index]:  # promote into the cheaper tiers that missed
-                    if cheaper is not None:
-                        cheaper.write(token)  # type: ignore[arg-type]
-                return token
-            missed.append(tier.name)
-        return None
-
-    def _refresh(self, missed: list[str]) -> Token:
-        token = self._fetch()
-        self.token_requests += 1
-        for tier in (self.memory, *self.shared_tiers):
-            if tier is not None:
-                tier.write(token)
-        log.info(
-            "Requested a new Schneider token for connection '%s' (cache miss: %s); valid until %s UTC",
-            self.settings.conn_id,
-            ", ".join(dict.fromkeys(missed)) or "no cache tiers enabled",
-            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(token.expires_at)),
-        )
-        return token
 
     def invalidate(self, token: Token) -> None:
         """Forget ``token`` (after a 401) in every tier that still holds exactly this token."""
         with self._lock:
-            if self._current == token:
+            with _GUARD:
+                first_report = token_id(token) not in self._rejected
+                self._rejected[token_id(token)] = None
+                while len(self._rejected) > _REJECTED_KEEP:
+                    del self._rejected[next(iter(self._rejected))]
+            self._rejected_since_refresh |= first_report
+            if _same(self._current, token):
                 self._current = None
-            for tier in (self.memory, *self.shared_tiers):
-                if tier is not None:
-                    tier.discard(token)
+            with self._host_lock():
+                for tier in (self.variable, self.file, self.memory):  # widest first: less to re-promote
+                    if tier is not None:
+                        tier.discard(token)
+
+    # -- internals ----------------------------------------------------------------------------------------
+
+    def _host_lock(self) -> contextlib.AbstractContextManager[object]:
+        if self.file is None:
+            return contextlib.nullcontext()
+        return self.file.locked(self.settings.token_wait_timeout)
+
+    def _probe(self, tier: CacheTier | None, notes: list[str]) -> Token | None:
+        """The tier's token if usable (promoted into the cheaper tiers), else ``None`` with a note why."""
+        if tier is None:
+            return None
+        if isinstance(tier, VariableTier) and tier.status() is not None:
+            notes.append(f"variable ({tier.status()})")
+            return None
+        token = tier.read()
+        if self.usable(token):
+            for cheaper in (self.memory, self.file):
+                if cheaper is tier:
+                    break
+                if cheaper is not None:
+                    cheaper.write(token)  # type: ignore[arg-type]
+            self.last_source = tier.name
+            log.debug(
+                "Reusing the Schneider token of connection '%s' from the %s cache", self.settings.conn_id, tier.name
+            )
+            return token
+        if token is None:
+            unreadable = getattr(tier, "unreadable", False)
+            notes.append(f"{tier.name} ({'unreadable: corrupt, foreign or other secret' if unreadable else 'empty'})")
+        elif token_id(token) in self._rejected:
+            notes.append(f"{tier.name} (rejected by the API)")
+        else:
+            notes.append(f"{tier.name} (expiring)")
+        return None
+
+    def _refresh(self, notes: list[str]) -> Token:
+        token = self._fetch()
+        self.token_requests += 1
+        with _GUARD:  # the endpoint is authoritative: a re-issued token is good again
+            self._rejected.pop(token_id(token), None)
+        for tier in (self.memory, self.file, self.variable):
+            if tier is not None:
+                tier.write(token)
+        self.last_source = "endpoint"
+        if self._rejected_since_refresh:
+            notes.insert(0, "previous token rejected with HTTP 401")
+            self._rejected_since_refresh = False
+        log.info(
+            "Requested a new Schneider token for connection '%s' (cache miss: %s); valid until %s UTC",
+            self.settings.conn_id,
+            ", ".join(notes) or "no cache tiers enabled",
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(token.expires_at)),
+        )
+        return token
