@@ -98,5 +98,9 @@ def schneider_conn(emulator, token_cache_dir, monkeypatch):
 def run_dag(airflow_db, schneider_conn):
     """Run a DAG from ``dags/`` with ``airflow dags test`` in a child process (see tests/dagrun.py)."""
     from tests.dagrun import run_dag as _run
+    from tests.token_support import delete_token_variables
 
-    return _run
+    # The emulator forgets its tokens at each reset; the cluster token tier in the session DB would not.
+    delete_token_variables()
+    yield _run
+    delete_token_variables()
