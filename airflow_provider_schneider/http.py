@@ -223,6 +223,7 @@ class SchneiderHttpClient:
             return self._parse(response, method, path, page)
 
         assert self._get_token is not None
+        self._wait_if_paused()  # before the token lookup: a long throttle pause must not age the token
         # The token is looked up on every attempt: a retry carries the token that is current *now* (another
         # thread may have refreshed it after a 401), never the header of the failed attempt.
         token = self._get_token()
