@@ -225,3 +225,11 @@ def test_no_secret_in_debug_logs_or_errors(schneider_conn, emulator, caplog):
     assert "apikey=" in caplog.text  # urllib3 did log the URL: the value must be redacted
     for secret in (CLIENT_SECRET, token, API_KEY, basic):
         assert secret not in text
+
+
+def test_test_connection_with_test_path_makes_one_token_request(schneider_conn, emulator):
+    schneider_conn(test_path="/v1/supply-chain/partner-order-status/orders/FR?page-size=1")
+    ok, message = SchneiderHook().test_connection()
+    assert ok and "succeeded" in message, message
+    stats = emulator.stats()
+    assert (stats["token_requests"], stats["api_calls"]) == (1, 1)

@@ -204,17 +204,19 @@ class SchneiderHook(BaseHook):
             yield from records_of(page, records_field, error)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Request a real token (bypassing the cache), then make ``test_path`` call if one is configured."""
+        """Request a real token (bypassing the cache), then call ``test_path`` with it if one is configured."""
         try:
             settings = self.settings
+            client = self.client
             if self.token_manager is not None:
                 token: Token = request_token(settings, self._session)
                 message = f"Token endpoint {settings.token_url} issued a token valid for {token.lifetime:.0f}s"
+                client = SchneiderHttpClient(settings, get_token=lambda: token, session=self._session)
             else:
                 message = "API key configured (no token endpoint in API-key mode)"
             test_path = (self.get_connection(self.schneider_conn_id).extra_dejson or {}).get("test_path")
             if test_path:
-                self.request("GET", test_path)
+                client.request("GET", test_path)
                 message += f"; GET {test_path} succeeded"
             return True, message
         except Exception as exc:  # noqa: BLE001 - the UI shows the message, whatever failed
