@@ -1,7 +1,8 @@
-"""Write docs/failure_behaviour.md (the README "Failure behaviour" table) from the tested fault matrix.
+"""Write the README "Failure behaviour" table from the tested fault matrix.
 
-``python scripts/failure_table.py`` rewrites it; ``--check`` exits 1 when it is stale. The matrix lives in
-tests/resilience_support.py and tests/test_fault_matrix.py runs every row, so the table shows tested facts.
+``python scripts/failure_table.py`` rewrites the part of README.md between the ``failure-table`` markers;
+``--check`` exits 1 when it is stale. The matrix lives in tests/resilience_support.py and
+tests/test_fault_matrix.py runs every row, so the table shows tested facts.
 """
 
 from __future__ import annotations
@@ -10,22 +11,21 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "docs" / "failure_behaviour.md"
+README = REPO / "README.md"
 
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(REPO))
-    from tests.resilience_support import render_table
+    from tests.resilience_support import readme_failure_section, render_table, with_failure_section
 
-    text = render_table()
+    readme, table = README.read_text(), render_table()
     if "--check" in argv:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"{DOC.relative_to(REPO)} is stale: run python scripts/failure_table.py", file=sys.stderr)
+        if readme_failure_section(readme) != table:
+            print("README.md failure table is stale: run python scripts/failure_table.py", file=sys.stderr)
             return 1
         return 0
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
-    print(f"wrote {DOC.relative_to(REPO)}")
+    README.write_text(with_failure_section(readme, table))
+    print("updated the failure table in README.md")
     return 0
 
 
