@@ -55,10 +55,11 @@ class Token:
     lifetime: float
     token_type: str = "Bearer"
 
-    def is_fresh(self, leeway: float, now: float | None = None) -> bool:
-        """True while the token may start a request: ``now < expires_at - leeway`` (leeway capped)."""
+    def is_fresh(self, leeway: float, now: float | None = None, *, spread: float = 0.0) -> bool:
+        """True while the token may start a request: ``now < expires_at - leeway`` (leeway capped at a share
+        of the lifetime), the margin stretched by ``spread`` (e.g. 0.3 = 30 % earlier)."""
         now = time.time() if now is None else now
-        return now < self.expires_at - min(leeway, self.lifetime * MAX_LEEWAY_SHARE)
+        return now < self.expires_at - min(leeway, self.lifetime * MAX_LEEWAY_SHARE) * (1.0 + spread)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -67,6 +67,7 @@ class SchneiderSettings:
     token_cache: tuple[str, ...] = DEFAULT_TOKEN_CACHE
     token_cache_dir: str | None = None
     token_leeway: float = 300.0
+    token_refresh_spread: float = 0.5
     token_wait_timeout: float = 120.0
     retry: RetryPolicy = RetryPolicy()
 
@@ -270,6 +271,7 @@ def settings_from_connection(conn: Any, *, overrides: Mapping[str, Any] | None =
         token_cache=_token_cache(reader),
         token_cache_dir=reader.text("token_cache_dir") or os.environ.get(TOKEN_CACHE_DIR_ENV) or None,
         token_leeway=reader.number("token_leeway", 300.0),
+        token_refresh_spread=reader.number("token_refresh_spread", 0.5),
         token_wait_timeout=reader.number("token_wait_timeout", 120.0, minimum=1.0),
         retry=retry,
     )

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import random
 import stat
 import tempfile
 import threading
@@ -377,6 +378,10 @@ class TokenManager:
         self.token_requests = 0
         self.last_source: str | None = None
         self._rejected_since_refresh = False
+        # Each process renews at its own random point inside [leeway, leeway * (1 + spread)]: workers that
+        # started in a burst then do not all renew at the same instant, so the first renewal reaches the
+        # other hosts through the cluster tier before they would ask the endpoint themselves.
+        self._refresh_spread = random.uniform(0.0, settings.token_refresh_spread)
         cipher = TokenCipher(settings.client_secret, self.key)
         tiers = settings.token_cache
         self.memory = MemoryTier(self.key, cipher) if "memory" in tiers else None
@@ -400,7 +405,8 @@ class TokenManager:
         now = time.time() if now is None else now
         if not math.isfinite(token.expires_at) or token.expires_at - now > token.lifetime + CLOCK_SLACK:
             return False
-        return token.is_fresh(self.settings.token_leeway, now) and token_id(token) not in self._rejected
+        fresh = token.is_fresh(self.settings.token_leeway, now, spread=self._refresh_spread)
+        return fresh and token_id(token) not in self._rejected
 
     def get_token(self) -> Token:
         """A token valid for at least the leeway; at most one refresh per host at a time."""

@@ -146,12 +146,25 @@ def test_expired_and_implausible_entries_are_not_used(emulator, schneider_conn):
 
 
 def test_leeway_is_capped_so_short_lived_tokens_are_used(emulator, schneider_conn):
-    schneider_conn(token_leeway=300)
+    schneider_conn(token_leeway=300, token_refresh_spread=0)
     tm = manager()
     short = Token("t" * 40, expires_at=1000.0, lifetime=8)  # leeway capped at 25% of 8 s = 2 s
     assert tm.usable(short, now=997.9) and not tm.usable(short, now=998.0)
     hourly = Token("h" * 40, expires_at=10_000.0, lifetime=3600)  # full 300 s leeway
     assert tm.usable(hourly, now=9_699.0) and not tm.usable(hourly, now=9_700.0)
+
+
+def test_refresh_point_is_spread_between_processes(emulator, schneider_conn):
+    """Renewal happens somewhere in [leeway, 1.5 x leeway] before expiry, at a different point per manager,
+    so hosts that started together do not all renew at once."""
+    schneider_conn(token_leeway=300)
+    hourly = Token("h" * 40, expires_at=10_000.0, lifetime=3600)
+    points = set()
+    for _ in range(20):
+        tm = manager()
+        assert tm.usable(hourly, now=9_549.0) and not tm.usable(hourly, now=9_700.0)
+        points.add(next(t for t in range(9_549, 9_701) if not tm.usable(hourly, now=float(t))))
+    assert len(points) > 5
 
 
 def test_tokens_are_keyed_by_token_url_client_id_and_scope(emulator, schneider_conn):
