@@ -99,6 +99,7 @@ class Options:
     page_size: int
     token_lifetime: int
     token_leeway: float
+    token_refresh_spread: float
     latency_ms: float
     token_latency_ms: float
     today: dt.date
@@ -110,7 +111,8 @@ class Options:
 
     @property
     def effective_leeway(self) -> float:
-        return min(self.token_leeway, self.token_lifetime * MAX_LEEWAY_SHARE)
+        """The earliest a process may renew before expiry: capped leeway, stretched by the full spread."""
+        return min(self.token_leeway, self.token_lifetime * MAX_LEEWAY_SHARE) * (1 + self.token_refresh_spread)
 
     @property
     def concurrency_cap(self) -> int:
@@ -267,6 +269,7 @@ def build_environment(opts: Options, home: Path, api_port: int, emulator_url: st
             "max_concurrency": opts.max_concurrency,
             "page_size": opts.page_size,
             "token_leeway": opts.token_leeway,
+            "token_refresh_spread": opts.token_refresh_spread,
             "token_cache": opts.token_cache,
         },
     }
@@ -927,6 +930,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     p.add_argument("--page-size", type=int, default=50, help="connection page_size (Order Status pages)")
     p.add_argument("--token-lifetime", type=int, default=20, help="emulator token lifetime, seconds")
     p.add_argument("--token-leeway", type=float, default=5.0, help="connection token_leeway, seconds")
+    p.add_argument(
+        "--token-refresh-spread", type=float, default=0.5, help="connection token_refresh_spread (share of leeway)"
+    )
     p.add_argument("--latency-ms", type=float, default=150.0, help="emulator latency per API call")
     p.add_argument("--token-latency-ms", type=float, default=300.0, help="emulator latency per token request")
     p.add_argument("--today", default=None, help="pin the emulator's today (default: day after the catalog range)")
@@ -956,6 +962,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
         page_size=a.page_size,
         token_lifetime=a.token_lifetime,
         token_leeway=a.token_leeway,
+        token_refresh_spread=a.token_refresh_spread,
         latency_ms=a.latency_ms,
         token_latency_ms=a.token_latency_ms,
         today=today,
