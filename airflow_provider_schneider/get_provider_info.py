@@ -121,6 +121,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_schneider.triggers.order_status"],
             }
         ],
+        "asset-uris": [{"schemes": ["schneider"], "handler": "airflow_provider_schneider.assets.sanitize_uri"}],
         "connection-types": [
             {
                 "connection-type": "schneider",

@@ -5,6 +5,10 @@ interval start, and changes dated on or after the interval end are dropped, so e
 that day's changes whenever it runs. The same DAG serves the daily schedule and any backfill range
 (``airflow backfill create --dag-id schneider_product_catalog_delta --from-date ... --to-date ...``);
 rerunning an interval replaces its file. Long backfills share one OAuth token per token lifetime.
+
+Each successful run emits an event of the asset ``schneider://product_catalog/<supplier>/<customer>``
+(extra: the file's uri, records, sha256, interval), which ``schneider_catalog_consumer`` is scheduled on.
+The ids are plain values, not params: an asset's scope has to be known when the DAG file is parsed.
 """
 
 from __future__ import annotations
@@ -12,13 +16,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import Param, dag, task
+
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow < 3.2
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_schneider.operators.products import (
     CHANGED_BEFORE_INTERVAL_END,
     DELTA_SINCE_INTERVAL_START,
     SchneiderProductCatalogOperator,
 )
+
+SUPPLIER_ID = "SE-FR-0001"
+CUSTOMER_ID = "0012345678"
 
 
 @dag(
@@ -30,8 +42,6 @@ from airflow_provider_schneider.operators.products import (
     catchup=True,
     max_active_runs=8,
     params={
-        "supplier_id": Param("SE-FR-0001", type="string"),
-        "customer_id": Param("0012345678", type="string"),
         "change_type": Param("all", enum=["all", "new", "update", "delete"]),
     },
     default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
@@ -41,8 +51,8 @@ from airflow_provider_schneider.operators.products import (
 def schneider_product_catalog_delta():
     delta = SchneiderProductCatalogOperator(
         task_id="pull_catalog_delta",
-        supplier_id="{{ params.supplier_id }}",
-        customer_id="{{ params.customer_id }}",
+        supplier_id=SUPPLIER_ID,
+        customer_id=CUSTOMER_ID,
         date_of_reference=DELTA_SINCE_INTERVAL_START,  # "{{ data_interval_start | ds }}"
         changed_before=CHANGED_BEFORE_INTERVAL_END,  # "{{ data_interval_end | ds }}"
         change_type="{{ params.change_type }}",

@@ -124,7 +124,12 @@ def test_stock_availability_maps_over_upstream_products(emulator, run_dag):
 COMPOSED_DAG = '''
 """Operators composed the way a data engineer would: mapped over an upstream list, templated paths."""
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import dag, task
+
+try:  # Airflow >= 3.2
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 3.1
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_schneider.operators import (
     SchneiderApiOperator,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators.base import SchneiderBaseOperator
 from airflow_provider_schneider.resources import PAGE_NUMBER, PathSubstitution, Resource, get_resource
+from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -86,6 +87,40 @@ class SchneiderApiOperator(SchneiderBaseOperator):
             raise SchneiderConfigError(f"{self.task_id}: paginate=True needs records_field")
         if self.paginate and self.method != "GET":
             raise SchneiderConfigError(f"{self.task_id}: pagination is only supported for GET")
+        self.declare_default_assets()
+
+    # -- assets (parse time: only plain, non-templated arguments scope an asset) -----------------------------
+
+    @staticmethod
+    def asset_for(
+        resource: str | None,
+        endpoint: Any,
+        path_params: Mapping[str, Any],
+        query: Mapping[str, Any],
+        conn_id: str,
+    ) -> Any:
+        from airflow_provider_schneider import assets
+
+        if endpoint:
+            label, scope = assets.ENDPOINT_RESOURCE, assets.endpoint_segments(endpoint, path_params)
+        else:
+            label, scope = str(resource), assets.scope_segments(str(resource), path_params, query)
+        return assets.make_asset(label, scope or assets.conn_scope(conn_id))
+
+    @classmethod
+    def default_asset_from_kwargs(cls, kwargs: Mapping[str, Any]) -> Any:
+        if not kwargs.get("resource") and not kwargs.get("endpoint"):
+            return None
+        return cls.asset_for(
+            kwargs.get("resource"),
+            kwargs.get("endpoint"),
+            kwargs.get("path_params") or {},
+            kwargs.get("query") or {},
+            kwargs.get("schneider_conn_id") or DEFAULT_CONN_ID,
+        )
+
+    def default_asset(self) -> Any:
+        return self.asset_for(self.resource, self.endpoint, self.path_params, self.query, self.schneider_conn_id)
 
     # -- request shape (after templating) -----------------------------------------------------------------
 
@@ -150,6 +185,9 @@ class SchneiderApiOperator(SchneiderBaseOperator):
         if not isinstance(records, list):
             raise SchneiderConfigError(f"{self.task_id}: field '{self.records_field}' is not a list")
         yield from records
+
+    def lineage_input_paths(self) -> list[str]:
+        return [self.resolved_path()]
 
     def describe(self) -> dict[str, Any]:
         from airflow_provider_schneider.redaction import safe_params

@@ -1,7 +1,10 @@
-"""Shared machinery of the Schneider operators: hook set-up, output location, sink, manifest, XCom guard.
+"""Shared machinery of the Schneider operators: hook set-up, output location, sink, manifest, XCom guard,
+outlet assets and OpenLineage facets.
 
 Module level imports stay light (DAG files import operators on every parse loop): the hook, ``requests``,
-``tenacity``, the token cache and object storage load inside ``execute``.
+``tenacity``, the token cache and object storage load inside ``execute``; asset naming (stdlib plus
+``airflow.sdk``, which the DAG file already imported) when an operator is built; OpenLineage only when
+Airflow's OpenLineage listener asks for facets.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class SchneiderBaseOperator(BaseOperator):
     :param max_concurrency: parallel calls for this task (capped by Schneider's limit of 10).
     :param retry_max_attempts: per-task override of the connection's retry attempts.
     :param retry_max_total_wait: per-task override of the connection's total retry wait (seconds).
+    :param outlets: Airflow's own argument. Default: one Schneider asset for the resource and scope pulled
+        (see :mod:`airflow_provider_schneider.assets`), whose events carry the manifest as ``extra``; pass a
+        list to replace it, ``[]`` to declare none.
     """
 
     template_fields: Sequence[str] = ("output_path", "output_base")
@@ -99,7 +105,11 @@ class SchneiderBaseOperator(BaseOperator):
         retry_max_total_wait: float | None = None,
         **kwargs: Any,
     ):
+        given = {**(kwargs.get("default_args") or {}), **kwargs}
         super().__init__(**kwargs)
+        # An explicit ``outlets``/``inlets`` (also ``[]``, also from default_args) wins over our defaults.
+        self._outlets_given = "outlets" in given
+        self._inlets_given = "inlets" in given
         if compression not in (None, "gzip"):
             raise SchneiderConfigError(f"{self.task_id}: compression must be None or 'gzip', got {compression!r}")
         self.schneider_conn_id = schneider_conn_id
@@ -114,6 +124,7 @@ class SchneiderBaseOperator(BaseOperator):
         self.retry_max_attempts = retry_max_attempts
         self.retry_max_total_wait = retry_max_total_wait
         self.pages = 0
+        self.lineage_facts: dict[str, Any] = {}
 
     # -- to implement -------------------------------------------------------------------------------------
 
@@ -128,6 +139,76 @@ class SchneiderBaseOperator(BaseOperator):
         """Secret-free facts about what was pulled, added to the manifest."""
         return {}
 
+    def lineage_input_paths(self) -> list[str]:
+        """API paths read by the last ``execute`` (OpenLineage input dataset names)."""
+        return []
+
+    # -- assets ---------------------------------------------------------------------------------------------
+
+    @classmethod
+    def default_asset_from_kwargs(cls, kwargs: Mapping[str, Any]) -> Any:
+        """The asset this class declares for these constructor arguments, as known at parse time (``None``:
+        none). Used by ``.partial()``, where no instance exists yet; instances use :meth:`default_asset`."""
+        return None
+
+    def default_asset(self) -> Any:
+        return None
+
+    @classmethod
+    def inlets_from_kwargs(cls, kwargs: Mapping[str, Any], asset: Any) -> list[Any]:
+        """Inlets a mapped instance needs besides the user's (the incremental catalog reads its own asset)."""
+        return []
+
+    def declare_default_assets(self) -> None:
+        """Declare :meth:`default_asset` as the outlet unless the DAG author chose their own outlets."""
+        asset = self.default_asset()
+        if asset is not None and not self._outlets_given:
+            self.outlets = [asset]
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``.partial()`` with the default outlet computed from the partial (parse-time) arguments: a mapped
+        argument is unknown then, so the scope falls back as for templated values."""
+        defaults = kwargs.get("default_args") or {}
+        asset = cls.default_asset_from_kwargs(kwargs)
+        if asset is not None:
+            if "outlets" not in kwargs and "outlets" not in defaults:
+                kwargs["outlets"] = [asset]
+            extra_inlets = cls.inlets_from_kwargs(kwargs, asset)
+            if extra_inlets:
+                inlets = list(kwargs.get("inlets", defaults.get("inlets")) or [])
+                kwargs["inlets"] = inlets + [i for i in extra_inlets if i not in inlets]
+        return super().partial(**kwargs)  # type: ignore[misc]
+
+    def asset_event_extra(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        from airflow_provider_schneider.assets import event_extra
+
+        return event_extra(manifest)
+
+    def _annotate_outlet_events(self, context: Context, manifest: Mapping[str, Any]) -> None:
+        """Attach the (small, secret-free) manifest to this task's asset events."""
+        events = context.get("outlet_events")
+        if events is None or not self.outlets:
+            return
+        from airflow.sdk import Asset
+
+        extra = self.asset_event_extra(manifest)
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                events[outlet].extra.update(extra)
+
+    # -- OpenLineage ----------------------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input: the API endpoint(s) read (namespace = API base URL); output: the file written.
+
+        Called by Airflow's OpenLineage listener after a successful ``execute``; the OpenLineage packages
+        are imported here only, so the provider works without them.
+        """
+        from airflow_provider_schneider.lineage import operator_lineage
+
+        return operator_lineage(self.lineage_facts)
+
     # -- shared -------------------------------------------------------------------------------------------
 
     def get_hook(self) -> SchneiderHook:
@@ -140,9 +221,13 @@ class SchneiderBaseOperator(BaseOperator):
         }
         return SchneiderHook(self.schneider_conn_id, overrides={k: v for k, v in overrides.items() if v is not None})
 
+    def output_key(self, context: Context) -> str:
+        """Name of the default output file (before ``[/map_i].jsonl``): one per data interval."""
+        return interval_key(context)
+
     def resolve_output_path(self, context: Context) -> str:
         map_index = _map_index(context)
-        file_name = f"{interval_key(context)}{f'/map_{map_index}' if map_index >= 0 else ''}.jsonl"
+        file_name = f"{self.output_key(context)}{f'/map_{map_index}' if map_index >= 0 else ''}.jsonl"
         if self.output_path:
             path = str(self.output_path)
             if path.endswith("/"):
@@ -162,13 +247,41 @@ class SchneiderBaseOperator(BaseOperator):
         self.prepare()
         hook = self.get_hook()
         self.pages = 0
+        self.lineage_facts = {}
         try:
             with contextlib.closing(self.iter_records(hook, context)) as records:
                 if self.return_records:
-                    return self._collect_for_xcom(records)
-                return self._write(records, context)
+                    result: Any = self._collect_for_xcom(records)
+                    manifest = self._xcom_manifest(result, context)
+                else:
+                    result = manifest = self._write(records, context)
+            self.lineage_facts = {
+                "api_base_url": hook.settings.api_base_url,
+                "input_paths": self.lineage_input_paths(),
+                "output_uri": None if self.return_records else manifest["uri"],
+                "records": manifest.get("records"),
+                "bytes": manifest.get("bytes"),
+            }
         finally:
             hook.close()
+        self._annotate_outlet_events(context, manifest)
+        return result
+
+    def _xcom_manifest(self, records: list[Any], context: Context) -> dict[str, Any]:
+        """What an asset event says about a small-result pull (the records themselves are in XCom)."""
+        from datetime import datetime, timezone
+
+        map_index = _map_index(context)
+        return {
+            "records": len(records),
+            "format": "xcom",
+            "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "pages": self.pages,
+            "data_interval_start": _iso(context.get("data_interval_start")),
+            "data_interval_end": _iso(context.get("data_interval_end")),
+            **({"map_index": map_index} if map_index >= 0 else {}),
+            **self.describe(),
+        }
 
     def _collect_for_xcom(self, records: Iterator[Any]) -> list[Any]:
         from airflow_provider_schneider.sinks import encode_record

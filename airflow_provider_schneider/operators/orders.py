@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
@@ -24,6 +25,9 @@ class SchneiderOrderStatusOperator(SchneiderApiOperator):
     :param order_status: one of the country's status values.
     :param purchaser_id: 5 or 10 digits.
     :param legacy: use the older ``order-status`` variant (200 orders per page).
+
+    Declares the asset ``schneider://order_status/<COUNTRY>`` when ``country`` is a plain value (else
+    ``schneider://order_status/conn:<conn id>``), see :mod:`airflow_provider_schneider.assets`.
     """
 
     def __init__(
@@ -43,6 +47,13 @@ class SchneiderOrderStatusOperator(SchneiderApiOperator):
             path_params={"country": country},
             query={**{k: v for k, v in filters.items() if v is not None}, **(query or {})},
             **kwargs,
+        )
+
+    @classmethod
+    def default_asset_from_kwargs(cls, kwargs: Mapping[str, Any]) -> Any:
+        resource = "order_status_legacy" if kwargs.get("legacy") else "order_status"
+        return super().default_asset_from_kwargs(
+            {**kwargs, "resource": resource, "path_params": {"country": kwargs.get("country")}}
         )
 
     def prepare(self) -> None:

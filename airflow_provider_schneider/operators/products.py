@@ -11,6 +11,7 @@ from airflow_provider_schneider.exceptions import SchneiderApiError, SchneiderBu
 from airflow_provider_schneider.operators.api import SchneiderApiOperator
 from airflow_provider_schneider.operators.base import SchneiderBaseOperator
 from airflow_provider_schneider.resources import PathSubstitution, get_resource
+from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -82,6 +83,15 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
         the API only takes a start date, so this bounds the delta to the data interval client-side.
     :param product_references: detail mode (templated; a list, comma string or upstream XCom). Sent as
         repeated ``product-reference`` parameters, ``references_per_call`` per request, requests in order.
+    :param incremental: delta since the last successful run of the same scope and change type (the
+        watermark, kept in Airflow's asset state store and in the asset events), so a manual or late run pulls
+        exactly what changed since then; see :mod:`airflow_provider_schneider.operators.watermark`.
+        ``date_of_reference`` is then only the start of the very first pull (default: the data interval
+        start) and ``changed_before`` the end of every pull (default: the data interval end, or the run's
+        date); both may be omitted.
+
+    Declares the asset ``schneider://product_catalog/<supplier>/<customer>`` when both ids are plain values
+    (else ``schneider://product_catalog/conn:<conn id>``); with ``incremental=True`` it is an inlet too.
     """
 
     template_fields: Sequence[str] = (*SchneiderApiOperator.template_fields, "changed_before")
@@ -105,6 +115,7 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
         data_filtering: str | None = None,
         mime_filtering: str | None = None,
         api_version: str = "v2",
+        incremental: bool = False,
         **kwargs: Any,
     ):
         if api_version not in ("v1", "v2"):
@@ -121,7 +132,9 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
             "data-filtering": data_filtering,
             "mime-filtering": mime_filtering,
         }
-        if date_of_reference:
+        if incremental and product_references:
+            raise SchneiderConfigError("incremental=True pulls a delta; it cannot be combined with product_references")
+        if date_of_reference or incremental:
             query.update({"date-of-reference": date_of_reference, "change-type": change_type})
         elif product_references:
             query.update({"product-reference": product_references, "product-identifier": product_identifier})
@@ -134,6 +147,91 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
         self.change_date_field = change_date_field
         self.references_per_call = references_per_call
         self.filtered_out = 0
+        self.incremental = incremental
+        self.window: Any = None
+        if incremental:
+            self._declare_watermark_asset()
+
+    # -- assets and watermark ---------------------------------------------------------------------------------
+
+    @classmethod
+    def default_asset_from_kwargs(cls, kwargs: Mapping[str, Any]) -> Any:
+        ids = {
+            "supplierid": kwargs.get("supplier_id"),
+            "supplierid-type": kwargs.get("supplier_id_type", "specific"),
+            "customerid": kwargs.get("customer_id"),
+            "customerid-type": kwargs.get("customer_id_type", "specific"),
+        }
+        resource = "product_catalog_v1" if kwargs.get("api_version") == "v1" else "product_catalog"
+        return super().default_asset_from_kwargs({**kwargs, "resource": resource, "query": ids})
+
+    @classmethod
+    def inlets_from_kwargs(cls, kwargs: Mapping[str, Any], asset: Any) -> list[Any]:
+        return [asset] if kwargs.get("incremental") else []
+
+    def _declare_watermark_asset(self) -> None:
+        """The scope asset carries the watermark: it must be an outlet (events) and an inlet (reading them)."""
+        asset = self.default_asset()
+        if self._outlets_given and not self.outlets:
+            raise SchneiderConfigError(
+                f"{self.task_id}: incremental=True keeps its watermark on the asset {asset.uri}; outlets=[] "
+                "would drop it (pass other outlets in addition, or incremental=False)"
+            )
+        if asset not in self.outlets:
+            self.outlets = [*self.outlets, asset]
+        if asset not in self.inlets:
+            self.inlets = [*self.inlets, asset]
+
+    def _watermark_key(self) -> str:
+        from airflow_provider_schneider import assets
+        from airflow_provider_schneider.operators.watermark import state_key
+
+        assert self.catalog_entry is not None
+        self.catalog_entry.check_params(self.query)  # the ids, rendered: they scope the watermark
+        scope = assets.scope_segments("product_catalog", {}, {k: str(v) for k, v in self.query.items()})
+        change_type = str(self.query.get("change-type") or "all").strip().lower()
+        if change_type not in CHANGE_TYPES:
+            raise SchneiderConfigError(
+                f"{self.task_id}: change_type must be one of {CHANGE_TYPES}, got {change_type!r}"
+            )
+        return state_key(scope or [], change_type)
+
+    def output_key(self, context: Context) -> str:
+        """Incremental pulls are named after the range they cover, so different ranges never share a file."""
+        if self.incremental and self.window is not None:
+            return f"{self.window.since:%Y%m%d}T000000__{self.window.until:%Y%m%d}T000000"
+        return super().output_key(context)
+
+    def execute(self, context: Context) -> Any:
+        if not self.incremental:
+            return super().execute(context)
+        from airflow_provider_schneider.operators import watermark
+
+        asset = self.default_asset()
+        fallback, before = self.query.get("date-of-reference"), self.changed_before
+        self.window = watermark.plan(
+            context, asset, self._watermark_key(), date_of_reference=fallback or None, changed_before=before or None
+        )
+        log.info(
+            "Incremental delta [%s, %s) (since from the %s); last watermark %s (%s)",
+            self.window.since,
+            self.window.until,
+            self.window.basis,
+            self.window.previous,
+            self.window.source,
+        )
+        self.query["date-of-reference"] = self.window.since.isoformat()
+        self.changed_before = self.window.until.isoformat()
+        try:
+            result = super().execute(context)
+        finally:  # leave the arguments as rendered (a second execute plans again from them)
+            self.changed_before = before
+            if fallback is None:
+                self.query.pop("date-of-reference", None)
+            else:
+                self.query["date-of-reference"] = fallback
+        watermark.store_watermark(context, asset, self.window)  # last: a failed pull never moves it
+        return result
 
     def prepare(self) -> None:
         super().prepare()
@@ -190,6 +288,13 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
         if self.changed_before:
             facts["changed_before"] = str(self.changed_before)
             facts["filtered_out"] = self.filtered_out
+        if "date-of-reference" in self.query:
+            facts["since"] = self.query["date-of-reference"]
+            facts["change_type"] = self.query.get("change-type")
+            if self.changed_before:
+                facts["until"] = as_date(self.changed_before, "changed_before").isoformat()
+        if self.incremental and self.window is not None:
+            facts.update(self.window.facts())
         return facts
 
 
@@ -232,6 +337,22 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
         self.path_substitutions = path_substitutions
         self.not_found: list[str] = []
         self.calls = 0
+        self.declare_default_assets()
+
+    @classmethod
+    def default_asset_from_kwargs(cls, kwargs: Mapping[str, Any]) -> Any:
+        from airflow_provider_schneider.assets import connection_asset
+
+        return connection_asset(cls.resource_name, kwargs.get("schneider_conn_id") or DEFAULT_CONN_ID)
+
+    def default_asset(self) -> Any:
+        """Per product would be an asset per reference: the connection scopes these pulls instead."""
+        from airflow_provider_schneider.assets import connection_asset
+
+        return connection_asset(self.resource_name, self.schneider_conn_id)
+
+    def lineage_input_paths(self) -> list[str]:
+        return [get_resource(self.resource_name).path]
 
     def reference_of(self, item: Any) -> str:
         return str(item["reference"] if isinstance(item, Mapping) else item)
@@ -314,6 +435,9 @@ class SchneiderStockLevelOperator(_ProductFanOutOperator):
         self.bulk = bulk
         self.bulk_size = bulk_size
         self.reference_type = reference_type
+
+    def lineage_input_paths(self) -> list[str]:
+        return [get_resource("stock_levels_bulk" if self.bulk else self.resource_name).path]
 
     def iter_records(self, hook: SchneiderHook, context: Context) -> Iterator[Any]:
         if not self.bulk:
