@@ -22,6 +22,7 @@ demo: setup
 
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)

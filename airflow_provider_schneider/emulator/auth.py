@@ -24,9 +24,7 @@ _USER_MESSAGES = {
 }
 
 
-def _oauth_error(
-    status: int, error: str, description: str, headers: dict[str, str] | None = None
-) -> ApiError:
+def _oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> ApiError:
     body = {"error": error, "error_description": description}
     return ApiError(status, error, description, headers=headers, body=body)
 
@@ -70,9 +68,7 @@ def token_endpoint(state: EmulatorState, req: Request) -> Response:
         )
     grant = (form.get("grant_type") or [None])[0]
     if grant != "client_credentials":
-        raise _oauth_error(
-            400, "unsupported_grant_type", f"grant_type must be client_credentials, got {grant!r}"
-        )
+        raise _oauth_error(400, "unsupported_grant_type", f"grant_type must be client_credentials, got {grant!r}")
     cfg = state.config
     token = state.tokens.issue(cfg.token_lifetime)
     state.stats.token_issued()

@@ -110,9 +110,7 @@ def set_order_status(state: EmulatorState, req: Request) -> Response:
     if isinstance(every_s, bool) or not isinstance(every_s, (int, float)) or every_s < 0:
         raise _bad("'every_s' must be a number >= 0")
     state.overrides.schedule(country, number, statuses, float(every_s))
-    return Response(
-        200, {"country": country, "orderNumber": number, "status": state.overrides.status(country, number)}
-    )
+    return Response(200, {"country": country, "orderNumber": number, "status": state.overrides.status(country, number)})
 
 
 def clear_order_statuses(state: EmulatorState, req: Request) -> Response:

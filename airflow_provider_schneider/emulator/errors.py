@@ -48,9 +48,7 @@ def missing_field(name: str) -> ApiError:
 
 def invalid_field(name: str, value: object, expected: str) -> ApiError:
     """400 for a parameter whose value breaks the documented rule."""
-    return ApiError(
-        400, "INVALID_FIELD", f"Parameter '{name}' is invalid: {expected}", f"{name}={value!r}: {expected}"
-    )
+    return ApiError(400, "INVALID_FIELD", f"Parameter '{name}' is invalid: {expected}", f"{name}={value!r}: {expected}")
 
 
 def not_found(code: str, message: str) -> ApiError:

@@ -49,9 +49,7 @@ def stock_levels_bulk(state: EmulatorState, req: Request) -> Response:
     if not isinstance(payload, dict) or "products" not in payload:
         raise missing_field("products")
     items = payload["products"]
-    if not isinstance(items, list) or not all(
-        isinstance(i, dict) and i.get("productReference") for i in items
-    ):
+    if not isinstance(items, list) or not all(isinstance(i, dict) and i.get("productReference") for i in items):
         raise invalid_field("products", "...", "must be a list of {productReference, referenceType}")
     out = []
     for item in items:

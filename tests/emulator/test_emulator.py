@@ -242,9 +242,7 @@ def test_order_filters(emu: EmulatorClient, token: str) -> None:
     purchaser = everything[0]["purchaserId"]
     body = orders(emu, token, "DE", **{"purchaser-id": purchaser, "page-size": 100}).json()
     assert {o["purchaserId"] for o in body["orderList"]} == {purchaser}
-    assert body["pagination"]["totalNumberOfRecords"] == sum(
-        o["purchaserId"] == purchaser for o in everything
-    )
+    assert body["pagination"]["totalNumberOfRecords"] == sum(o["purchaserId"] == purchaser for o in everything)
     short = data.purchaser_ids(42, "DE")[0]
     body = orders(emu, token, "DE", **{"purchaser-id": short.lstrip("0").zfill(5), "page-size": 100}).json()
     assert body["pagination"]["totalNumberOfRecords"] == sum(o["purchaserId"] == short for o in everything)
@@ -332,11 +330,7 @@ def test_catalog_full_scope(emu: EmulatorClient, token: str) -> None:
     assert body["products"][1]["identifiers"] == {"commercialReference": "LC1D09/BD", "gtin": data.gtin(1)}
     assert set(body["products"][1]) == {"identifiers", "description", "status"}
     references = [p["identifiers"]["commercialReference"] for p in body["products"]]
-    assert (
-        len(set(references)) == 500
-        and any("\\" in r for r in references)
-        and any("/" in r for r in references)
-    )
+    assert len(set(references)) == 500 and any("\\" in r for r in references) and any("/" in r for r in references)
     assert get(emu, CATALOG.replace("/v2/", "/v1/"), token, **IDS).json() == body
 
 
@@ -344,9 +338,7 @@ def test_catalog_detail(emu: EmulatorClient, token: str) -> None:
     refs = [data.product_reference(i) for i in (1, 7, 42)] + ["UNKNOWN-REF"]
     body = get(emu, CATALOG, token, **IDS, **{"product-reference": refs}).json()
     assert body["products"] == [data.product_detail(42, i) for i in (1, 7, 42)]
-    by_gtin = get(
-        emu, CATALOG, token, **IDS, **{"product-reference": [data.gtin(5)], "product-identifier": "gtin"}
-    )
+    by_gtin = get(emu, CATALOG, token, **IDS, **{"product-reference": [data.gtin(5)], "product-identifier": "gtin"})
     assert by_gtin.json()["products"] == [data.product_detail(42, 5)]
     bad = get(emu, CATALOG, token, **IDS, **{"product-reference": "X", "product-identifier": "ean"})
     assert_error(bad, 400, "INVALID_FIELD")
@@ -367,9 +359,7 @@ def test_catalog_delta(emu: EmulatorClient, token: str) -> None:
     assert on_day == data.catalog_changes(42, since, 500)
     future = {**params, "date-of-reference": (TODAY + dt.timedelta(days=3)).isoformat()}
     assert get(emu, CATALOG, token, **future).json()["products"] == []
-    assert_error(
-        get(emu, CATALOG, token, **{**params, "date-of-reference": "30/06/2025"}), 400, "INVALID_FIELD"
-    )
+    assert_error(get(emu, CATALOG, token, **{**params, "date-of-reference": "30/06/2025"}), 400, "INVALID_FIELD")
     assert_error(get(emu, CATALOG, token, **{**params, "change-type": "moved"}), 400, "INVALID_FIELD")
     no_type = {k: v for k, v in params.items() if k != "change-type"}
     assert_error(get(emu, CATALOG, token, **no_type), 400, "MISSING_FIELD")
@@ -386,9 +376,7 @@ def test_change_log_is_deterministic() -> None:
     assert data.delta(7, day, day + dt.timedelta(days=1)) == changes + data.catalog_changes(
         7, day + dt.timedelta(days=1), 500
     )
-    assert all(
-        sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(data.gtin(n))) % 10 == 0 for n in range(50)
-    )
+    assert all(sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(data.gtin(n))) % 10 == 0 for n in range(50))
 
 
 # ------------------------------------------------------------ stock, availability, prices, quotes, orders
@@ -399,10 +387,7 @@ def test_stock_level_with_slash_reference(emu: EmulatorClient, token: str) -> No
     assert body["productReference"] == "LC1D09/BD" and body["shipTo"] == "0001234567"
     assert body["stockLevels"] == data.stock_levels(42, 1, TODAY)
     backslash = data.product_reference(7)
-    assert (
-        get(emu, f"{STOCK}/{backslash.replace(chr(92), '%5C')}", token).json()["productReference"]
-        == backslash
-    )
+    assert get(emu, f"{STOCK}/{backslash.replace(chr(92), '%5C')}", token).json()["productReference"] == backslash
     assert_error(get(emu, f"{STOCK}/LC1D09~2FBD", token), 404, "PRODUCT_NOT_FOUND")
     emu.configure(path_substitutions={"~2F": "/", "~5C": "\\"})
     assert get(emu, f"{STOCK}/LC1D09~2FBD", token).json()["productReference"] == "LC1D09/BD"
@@ -434,9 +419,7 @@ def test_availability(emu: EmulatorClient, token: str) -> None:
 def test_net_price_business_errors(emu: EmulatorClient, token: str) -> None:
     erroring = next(i for i in range(500) if data.has_net_price_error(42, i))
     fine = next(i for i in range(500) if not data.has_net_price_error(42, i))
-    bad = get(
-        emu, NET_PRICE, token, **{"catalog-number": data.product_reference(erroring), "quantity": 2}
-    ).json()
+    bad = get(emu, NET_PRICE, token, **{"catalog-number": data.product_reference(erroring), "quantity": 2}).json()
     assert bad["errorMessages"] and bad["netPrice"] is None
     good = get(
         emu,
@@ -447,9 +430,7 @@ def test_net_price_business_errors(emu: EmulatorClient, token: str) -> None:
     assert good["errorMessages"] == [] and good["totalNetPrice"] == round(good["netPrice"] * 3, 2)
     unknown = get(emu, NET_PRICE, token, **{"catalog-number": "NOPE"})
     assert unknown.status == 200 and unknown.json()["errorMessages"][0]["code"] == "MATERIAL_NOT_FOUND"
-    warned = [
-        get(emu, NET_PRICE, token, **{"catalog-number": data.product_reference(i)}).json() for i in range(40)
-    ]
+    warned = [get(emu, NET_PRICE, token, **{"catalog-number": data.product_reference(i)}).json() for i in range(40)]
     assert any(w["warningMessages"] for w in warned)
     assert_error(get(emu, NET_PRICE, token), 400, "MISSING_FIELD")
 
@@ -457,9 +438,7 @@ def test_net_price_business_errors(emu: EmulatorClient, token: str) -> None:
 def test_quote(emu: EmulatorClient, token: str) -> None:
     body = get(emu, f"{QUOTE}/12345678", token).json()
     assert body["quoteHeader"]["quoteNumber"] == "12345678" and body["quoteLines"]
-    assert {"quoteLineId", "catalogNumber", "totalOrderQuantity", "itemDescription"} <= set(
-        body["quoteLines"][0]
-    )
+    assert {"quoteLineId", "catalogNumber", "totalOrderQuantity", "itemDescription"} <= set(body["quoteLines"][0])
     assert_error(get(emu, f"{QUOTE}/ABC", token), 404, "QUOTE_NOT_FOUND")
 
 
@@ -479,9 +458,7 @@ def test_order_entry(emu: EmulatorClient, token: str) -> None:
     )
     assert refused.status == 200 and refused.json()["orderId"] is None and refused.json()["errorMessages"]
     assert emu.stats()["order_submissions"] == 1
-    assert_error(
-        emu.request("POST", f"{ORDER_ENTRY}/submit", json_body={}, token=token), 400, "MISSING_FIELD"
-    )
+    assert_error(emu.request("POST", f"{ORDER_ENTRY}/submit", json_body={}, token=token), 400, "MISSING_FIELD")
     assert_error(get(emu, f"{ORDER_ENTRY}/SE999/status", token), 404, "ORDER_NOT_FOUND")
 
 
@@ -494,9 +471,7 @@ def test_fault_status_with_retry_after_times_and_skip(emu: EmulatorClient, token
     assert [r.status for r in replies] == [200, 429, 429, 200]
     assert replies[1].headers["Retry-After"] == "2"
     assert_error(replies[1], 429, "TOO_MANY_REQUESTS")
-    when = email.utils.format_datetime(
-        dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5), usegmt=True
-    )
+    when = email.utils.format_datetime(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5), usegmt=True)
     emu.add_fault(target="/v1/supply-chain", kind="status", status=503, retry_after=when)
     assert orders(emu, token).headers["Retry-After"] == when
     stats = emu.stats()
