@@ -73,7 +73,7 @@ def main() -> int:
     print("\nWhat was pulled")
     print(f"{'DAG':34} {'date':11} summary")
     for dag_id, date, summary in rows:
-        shown = {k: v for k, v in summary.items() if k != "uri"}
+        shown = {k: v for k, v in summary.items() if k not in ("uri", "uris", "sha256")}
         print(f"{dag_id:34} {date:11} {shown}")
     print(
         f"\nToken requests: {stats['token_requests']} for {api_task_runs} Schneider task runs in {len(RUNS)} separate "
