@@ -153,14 +153,20 @@ def record(case: Case, stats: dict[str, Any], outcome: str) -> None:
     RESULTS.append({"case": case.id, "outcome": outcome, "api": stats["api_calls"], "token": stats["token_requests"]})
 
 
-@pytest.mark.parametrize("case", IN_PROCESS, ids=lambda c: c.id)
-def test_fault(case: Case, emulator, schneider_conn, tmp_path, caplog):
+def arrange(case: Case, emulator, schneider_conn, tmp_path: Path) -> Path:
+    """Emulator knobs and faults, connection retry settings, and an empty output folder for one case."""
     emulator.configure(**EMULATOR_KNOBS, **case.knobs)
     schneider_conn(**{**FAST_RETRIES, **case.extras})
     for rule in case.rules():
         emulator.add_fault(**rule)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
+    return out_dir
+
+
+@pytest.mark.parametrize("case", IN_PROCESS, ids=lambda c: c.id)
+def test_fault(case: Case, emulator, schneider_conn, tmp_path, caplog):
+    out_dir = arrange(case, emulator, schneider_conn, tmp_path)
     caplog.set_level("INFO")
 
     if case.runner == "stampede":
@@ -195,12 +201,7 @@ def test_fault(case: Case, emulator, schneider_conn, tmp_path, caplog):
 
 @pytest.mark.parametrize("case", IN_DAG, ids=lambda c: c.id)
 def test_fault_in_dag(case: Case, emulator, run_dag, schneider_conn, tmp_path):
-    emulator.configure(**EMULATOR_KNOBS, **case.knobs)
-    schneider_conn(**{**FAST_RETRIES, **case.extras})
-    for rule in case.rules():
-        emulator.add_fault(**rule)
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
+    out_dir = arrange(case, emulator, schneider_conn, tmp_path)
     date = f"2026-11-{10 + IN_DAG.index(case):02d}"  # after the DAG's start_date, or no task runs
     result = run_dag(
         "schneider_order_status_daily",
