@@ -47,6 +47,7 @@ def the_token_variable(emulator) -> str:
     return variables[key]
 
 
+@pytest.mark.latest_only
 def test_ten_sequential_task_runs_make_one_token_request(emulator, run_dag):
     summaries, outputs = zip(*(probe(run_dag) for _ in range(10)), strict=True)
 

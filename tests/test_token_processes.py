@@ -77,6 +77,7 @@ def test_sixteen_processes_started_together_make_one_token_request(emulator, sch
         assert token not in logs
 
 
+@pytest.mark.latest_only
 def test_pull_longer_than_the_token_lifetime_renews_before_expiry(emulator, schneider_conn):
     """8 s tokens, a ~15 s pull: renewed mid-pull, complete, and not a single 401 at the gateway."""
     emulator.configure(token_lifetime=8, latency_ms=250, orders_per_country=1200)
