@@ -157,6 +157,28 @@ class Processes:
         self.started.clear()
 
 
+def _marked_pids(workdir: Path) -> list[int]:
+    """Processes of this run found by the marker in their environment: also those that left our process
+    groups (executor workers and task supervisors may start sessions of their own)."""
+    marker = f"{WORKDIR_ENV}={workdir}\0".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if marker in (entry / "environ").read_bytes():
+                    pids.append(int(entry.name))
+    return pids
+
+
+def _kill_marked(workdir: Path, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (pids := _marked_pids(workdir)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+
+
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
@@ -764,6 +786,7 @@ class E2ERun:
             self.procs.stop_all()
             if self.emulator is not None:
                 self.emulator.stop()
+            _kill_marked(self.opts.workdir)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
