@@ -16,7 +16,8 @@ from typing import Any
 import requests
 
 from airflow_provider_schneider.exceptions import SchneiderAuthError, SchneiderTokenEndpointError
-from airflow_provider_schneider.redaction import redact, register_secret
+from airflow_provider_schneider.redaction import register_secret
+from airflow_provider_schneider.responses import error_fields
 from airflow_provider_schneider.retrying import (
     RETRYABLE_STATUSES,
     TRANSIENT_TRANSPORT_ERRORS,
@@ -83,26 +84,6 @@ class Token:
             return None
         plausible = math.isfinite(token.expires_at) and math.isfinite(token.lifetime) and token.lifetime > 0
         return token if token.access_token and plausible else None
-
-
-def _error_text(response: requests.Response) -> str:
-    """The OAuth ``error``/``error_description`` (or Schneider's error shape) of a token response."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        parts = [
-            str(body[k])
-            for k in ("error", "error_description", "code", "userMessage", "message", "fault")
-            if body.get(k)
-        ]
-        if parts:
-            return ": ".join(parts)[:500]
-    content_type = response.headers.get("Content-Type", "")
-    if "html" in content_type.lower() or response.text.lstrip().startswith("<"):
-        return "HTML error page"
-    return (response.text or "empty body").strip()[:200]
 
 
 def parse_token_response(body: bytes, *, conn_id: str, token_url: str, now: float | None = None) -> Token:
@@ -186,7 +167,7 @@ def request_token(settings: SchneiderSettings, session: requests.Session) -> Tok
             return parse_token_response(
                 response.content, conn_id=settings.conn_id, token_url=settings.token_url, now=sent_at
             )
-        detail = redact(_error_text(response), settings.secrets)
+        detail = error_fields(response, settings.secrets).summary()
         if status in (400, 401, 403):
             raise SchneiderAuthError(
                 f"{where} rejected the client credentials (HTTP {status}: {detail}). "

@@ -27,6 +27,7 @@ from airflow_provider_schneider.exceptions import (
     SchneiderResponseError,
 )
 from airflow_provider_schneider.redaction import install_log_filters, redact, register_secret
+from airflow_provider_schneider.responses import error_fields, is_html
 from airflow_provider_schneider.retrying import (
     RETRYABLE_STATUSES,
     TRANSIENT_TRANSPORT_ERRORS,
@@ -104,30 +105,6 @@ def build_session(max_connections: int) -> requests.Session:
     session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
     session.trust_env = True
     return session
-
-
-def _error_fields(response: requests.Response) -> tuple[str | None, str | None, str | None, bool]:
-    """(code, userMessage, developerMessage, is_html) from any error body a gateway may send."""
-    content_type = response.headers.get("Content-Type", "").lower()
-    text = response.text or ""
-    if "html" in content_type or text.lstrip()[:1] == "<":
-        return None, "the gateway returned an HTML error page", None, True
-    try:
-        body = response.json()
-    except ValueError:
-        return None, (text.strip()[:200] or None), None, False
-    if not isinstance(body, dict):
-        return None, None, None, False
-    fault = body.get("fault") if isinstance(body.get("fault"), dict) else {}
-    code = body.get("code", body.get("error", fault.get("faultstring")))
-    user = body.get("userMessage", body.get("error_description", body.get("message")))
-    developer = body.get("developerMessage")
-    return (
-        None if code is None else str(code),
-        None if user is None else str(user)[:500],
-        None if developer is None else str(developer)[:500],
-        False,
-    )
 
 
 def _is_certificate_error(exc: BaseException) -> bool:
@@ -302,16 +279,35 @@ class SchneiderHttpClient:
     def _raise_permission(
         self, response: requests.Response, method: str, path: str, page: int | None, why: str
     ) -> None:
-        code, user, developer, _ = _error_fields(response)
-        raise self._error(
+        raise self._http_error(
             SchneiderPermissionError,
             f"permission denied ({why}); check that the credentials are subscribed to this API",
+            response,
+            method,
+            path,
+            page,
+        )
+
+    def _http_error(
+        self,
+        cls: type[SchneiderApiError],
+        message: str,
+        response: requests.Response,
+        method: str,
+        path: str,
+        page: int | None,
+    ) -> SchneiderApiError:
+        """``cls`` carrying the status and the (redacted) error fields of ``response``."""
+        fields = error_fields(response, self.settings.secrets)
+        return self._error(
+            cls,
+            message,
             method,
             path,
             status=response.status_code,
-            code=code,
-            user_message=redact(user or "", self.settings.secrets) or None,
-            developer_message=redact(developer or "", self.settings.secrets) or None,
+            code=fields.code,
+            user_message=fields.user_message,
+            developer_message=fields.developer_message,
             page=page,
         )
 
@@ -321,18 +317,7 @@ class SchneiderHttpClient:
             return self._parse_success(response, method, path, page)
         if status == 403:
             self._raise_permission(response, method, path, page, "HTTP 403")
-        code, user, developer, is_html = _error_fields(response)
-        error = self._error(
-            SchneiderApiError,
-            "the API returned an error",
-            method,
-            path,
-            status=status,
-            code=code,
-            user_message=redact(user or "", self.settings.secrets) or None,
-            developer_message=redact(developer or "", self.settings.secrets) or None,
-            page=page,
-        )
+        error = self._http_error(SchneiderApiError, "the API returned an error", response, method, path, page)
         if status in RETRYABLE_STATUSES:
             raise TransientFailure(
                 error,
@@ -346,8 +331,7 @@ class SchneiderHttpClient:
         body = response.content
         if not body.strip():
             return None
-        content_type = response.headers.get("Content-Type", "").lower()
-        if "html" in content_type or body.lstrip()[:1] == b"<":
+        if is_html(response):
             raise self._error(
                 SchneiderResponseError,
                 f"expected JSON but got an HTML page with HTTP {response.status_code}",
