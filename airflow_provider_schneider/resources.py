@@ -98,6 +98,10 @@ class Resource:
             raise SchneiderConfigError(f"Resource '{self.name}' needs path parameter(s) {missing} for {self.path}")
         return self.path.format(**{k: path_segment(values[k], rule) for k in self.path_params})
 
+    def page_size(self, wanted: int) -> int:
+        """``wanted`` records per page, capped at what this API accepts."""
+        return min(wanted, self.max_page_size) if self.max_page_size else wanted
+
     def check_params(self, params: Mapping[str, Any]) -> None:
         missing = [name for name in self.required_params if params.get(name) in (None, "", [], ())]
         if missing:

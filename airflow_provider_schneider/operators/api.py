@@ -138,8 +138,7 @@ class SchneiderApiOperator(SchneiderBaseOperator):
 
     def effective_page_size(self, hook: SchneiderHook) -> int:
         size = int(self.page_size or hook.settings.page_size)
-        limit = self.catalog_entry.max_page_size if self.catalog_entry else None
-        return min(size, limit) if limit else size
+        return self.catalog_entry.page_size(size) if self.catalog_entry else size
 
     # -- pulling ------------------------------------------------------------------------------------------
 

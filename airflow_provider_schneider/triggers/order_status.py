@@ -56,7 +56,7 @@ def find_order(hook: SchneiderHook, country: str, order_number: str) -> dict[str
     resource = get_resource(ORDER_RESOURCE)
     path = resource.render_path({"country": country})
     wanted = order_number.strip().casefold()
-    page_size = min(hook.settings.page_size, resource.max_page_size or hook.settings.page_size)
+    page_size = resource.page_size(hook.settings.page_size)
     records = hook.iter_records(
         path, records_field="orderList", params={"order-number": order_number.strip()}, page_size=page_size
     )
