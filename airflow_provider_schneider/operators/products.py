@@ -336,7 +336,6 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
         self.on_not_found = on_not_found
         self.path_substitutions = path_substitutions
         self.not_found: list[str] = []
-        self.calls = 0
         self.declare_default_assets()
 
     @classmethod
@@ -376,7 +375,6 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
 
         items = as_items(self.product_references)
         self.not_found = []
-        self.calls = 0
         for item in items:  # fail on a bad item before the first call, not half-way through
             self.request_for(item)
 
@@ -391,7 +389,6 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
 
         for item, body in ordered_map(call, items, concurrency=hook.settings.max_concurrency):
             self.pages += 1
-            self.calls += 1
             if body is None:
                 self.not_found.append(self.reference_of(item))
                 log.warning("Product %r not found by %s; skipped", self.reference_of(item), self.resource_name)
@@ -399,6 +396,11 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
             record = self.to_record(item, body)
             if record is not None:
                 yield record
+
+    @property
+    def calls(self) -> int:
+        """API calls made: one response per product (or per bulk chunk), counted as pages by the base."""
+        return self.pages
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -447,7 +449,7 @@ class SchneiderStockLevelOperator(_ProductFanOutOperator):
 
         path = get_resource("stock_levels_bulk").path
         refs = [self.reference_of(item) for item in as_items(self.product_references)]
-        self.not_found, self.calls = [], 0
+        self.not_found = []
 
         def call(chunk: Sequence[str]) -> Any:
             body = {"products": [{"productReference": r, "referenceType": self.reference_type} for r in chunk]}
@@ -456,7 +458,6 @@ class SchneiderStockLevelOperator(_ProductFanOutOperator):
 
         for answer in ordered_map(call, _chunks(refs, self.bulk_size), concurrency=hook.settings.max_concurrency):
             self.pages += 1
-            self.calls += 1
             for entry in answer if isinstance(answer, list) else [answer]:
                 if isinstance(entry, Mapping) and entry.get("error"):
                     self.not_found.append(str(entry.get("productReference")))
