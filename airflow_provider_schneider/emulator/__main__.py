@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from .config import EmulatorConfig
+from .config import PROFILES, EmulatorConfig
 from .server import EmulatorServer
 
 
@@ -29,6 +29,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--client-id", default=defaults.client_id)
     p.add_argument("--client-secret", default=defaults.client_secret)
     p.add_argument("--api-key", default=defaults.api_key)
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default=defaults.profile,
+        help="answer shapes: textbook OAuth + Schneider errors (default) or an Apigee-style gateway",
+    )
+    p.add_argument("--required-scope", default=defaults.required_scope, help="token requests must ask this scope")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return p.parse_args(argv)
 
@@ -47,6 +54,8 @@ def config_from_args(ns: argparse.Namespace) -> EmulatorConfig:
         client_id=ns.client_id,
         client_secret=ns.client_secret,
         api_key=ns.api_key,
+        profile=ns.profile,
+        required_scope=ns.required_scope,
         verbose=ns.verbose,
     )
 

@@ -2,7 +2,8 @@
 
 Both client-authentication styles of the facts file are accepted (HTTP Basic, or ``client_id`` /
 ``client_secret`` form fields); API calls accept a live bearer token or, if enabled, the ``apikey`` query
-parameter, which is removed from the query so it never acts as a business filter.
+parameter, which is removed from the query so it never acts as a business filter. The ``apigee`` profile
+answers in the shapes of :mod:`.apigee` instead of RFC 6749's and Schneider's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hmac
 import math
 from urllib.parse import parse_qs, unquote_plus
 
+from . import apigee
 from .errors import ApiError
 from .routing import Request, Response
 from .state import EmulatorState
@@ -52,39 +54,58 @@ def _client_ok(state: EmulatorState, client_id: str | None, secret: str | None) 
     return any(_same(i, cfg.client_id) and _same(s, cfg.client_secret) for i, s in candidates)
 
 
+def _first(form: dict[str, list[str]], name: str) -> str | None:
+    values = form.get(name)
+    return values[0] if values else None
+
+
 def token_endpoint(state: EmulatorState, req: Request) -> Response:
     """``POST /token``: issue an opaque bearer token for valid client credentials."""
+    cfg = state.config
+    is_apigee = cfg.profile == apigee.PROFILE
     if req.method != "POST":
+        if is_apigee:
+            raise apigee.token_error(405, "invalid_request", "Use POST on the token endpoint", {"Allow": "POST"})
         raise _oauth_error(405, "invalid_request", "Use POST on the token endpoint", {"Allow": "POST"})
     form = parse_qs(req.body.decode("utf-8", "replace"), keep_blank_values=True)
     basic = _basic_credentials(req.headers.get("Authorization"))
-    client_id, secret = basic or (
-        (form.get("client_id") or [None])[0],
-        (form.get("client_secret") or [None])[0],
-    )
+    client_id, secret = basic or (_first(form, "client_id"), _first(form, "client_secret"))
     if not _client_ok(state, client_id, secret):
+        if is_apigee:
+            raise apigee.token_error(401, "invalid_client", "ClientId is Invalid")
         raise _oauth_error(
             401, "invalid_client", "Client authentication failed", {"WWW-Authenticate": 'Basic realm="token"'}
         )
-    grant = (form.get("grant_type") or [None])[0]
+    grant = _first(form, "grant_type")
     if grant != "client_credentials":
+        if is_apigee:
+            message = f"Unsupported grant type : {grant}" if grant else "Required param : grant_type"
+            raise apigee.token_error(400, "invalid_request", message)
         raise _oauth_error(400, "unsupported_grant_type", f"grant_type must be client_credentials, got {grant!r}")
-    cfg = state.config
+    scope = _first(form, "scope")
+    if cfg.required_scope is not None and scope != cfg.required_scope:
+        if is_apigee:
+            raise apigee.token_error(400, "invalid_scope", f"Invalid scope : {scope or ''}")
+        raise _oauth_error(400, "invalid_scope", f"scope must be {cfg.required_scope!r}, got {scope!r}")
     token = state.tokens.issue(cfg.token_lifetime)
     state.stats.token_issued()
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if is_apigee:
+        return Response(200, apigee.token_body(token, cfg.client_id, scope, cfg.token_lifetime), headers)
     body: dict[str, object] = {"access_token": token, "token_type": cfg.token_type_style}
     lifetime = int(math.ceil(cfg.token_lifetime))
     if cfg.expires_in_style == "int":
         body["expires_in"] = lifetime
     elif cfg.expires_in_style == "string":
         body["expires_in"] = str(lifetime)
-    scope = (form.get("scope") or [None])[0]
     if scope:
         body["scope"] = scope
-    return Response(200, body, {"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return Response(200, body, headers)
 
 
-def _unauthorized(code: str) -> ApiError:
+def _unauthorized(state: EmulatorState, code: str) -> ApiError:
+    if state.config.profile == apigee.PROFILE:
+        return apigee.auth_error(code)
     return ApiError(
         401,
         code,
@@ -108,5 +129,5 @@ def authenticate(state: EmulatorState, req: Request) -> None:
         if cfg.accept_api_key and _same(api_keys[0], cfg.api_key):
             return
         if bearer_problem is None:
-            raise _unauthorized("INVALID_API_KEY")
-    raise _unauthorized(bearer_problem or "INVALID_TOKEN")
+            raise _unauthorized(state, "INVALID_API_KEY")
+    raise _unauthorized(state, bearer_problem or "INVALID_TOKEN")

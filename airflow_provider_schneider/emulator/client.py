@@ -130,7 +130,8 @@ class EmulatorClient:
         return dict(self._control("POST", "/config", knobs))
 
     def add_fault(self, **rule: Any) -> dict[str, Any]:
-        """Add a fault rule (target, kind, status, retry_after, delay_s, delta, times, skip, match_query)."""
+        """Add a fault rule (target, kind, status, retry_after, delay_s, delta, times, skip, match_query,
+        method, code, message, size, interval_s, depth); returns it with its defaults filled in."""
         return dict(self._control("POST", "/faults", rule))
 
     def faults(self) -> list[dict[str, Any]]:

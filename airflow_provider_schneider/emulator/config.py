@@ -14,6 +14,9 @@ from typing import Any
 EXPIRES_IN_STYLES = ("int", "string", "missing")
 PAGE_SIZE_OVER_MAX = ("error", "clamp")
 DELTA_SEMANTICS = ("since", "on")
+#: ``default``: textbook OAuth errors and Schneider's ``code``/``userMessage``; ``apigee``: an Apigee-style
+#: gateway (string-typed token fields, ``ErrorCode``/``Error`` token errors, ``fault`` objects on API calls).
+PROFILES = ("default", "apigee")
 MAX_ORDERS_PER_COUNTRY = 99_999_999
 MAX_PRODUCTS = 100_000
 
@@ -35,6 +38,8 @@ KNOBS = (
     "client_secret",
     "api_key",
     "today",
+    "profile",
+    "required_scope",
 )
 
 
@@ -60,6 +65,8 @@ class EmulatorConfig:
     path_substitutions: Mapping[str, str] = dataclasses.field(default_factory=dict)
     accept_api_key: bool = True
     today: dt.date | None = None
+    profile: str = "default"
+    required_scope: str | None = None
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -122,6 +129,7 @@ def _problems(cfg: EmulatorConfig) -> list[str]:
         ("expires_in_style", EXPIRES_IN_STYLES),
         ("page_size_over_max", PAGE_SIZE_OVER_MAX),
         ("delta_semantics", DELTA_SEMANTICS),
+        ("profile", PROFILES),
     )
     for name, allowed in choices:
         if getattr(cfg, name) not in allowed:
@@ -133,4 +141,6 @@ def _problems(cfg: EmulatorConfig) -> list[str]:
         out.append("accept_api_key must be a boolean")
     if cfg.today is not None and not isinstance(cfg.today, dt.date):
         out.append("today must be null or YYYY-MM-DD")
+    if cfg.required_scope is not None and (not isinstance(cfg.required_scope, str) or not cfg.required_scope):
+        out.append("required_scope must be null or a non-empty string")
     return out

@@ -1,7 +1,8 @@
 """Fault injection: rules that make the next matching requests fail in a chosen way.
 
 The registry only decides *which* rule a request consumes; the server carries the fault out, because some
-kinds (``reset``, ``truncate``) act on the socket rather than on a response.
+kinds (``reset``, ``truncate`` and the streaming kinds of :mod:`.hostile`) act on the socket rather than on
+a response.
 """
 
 from __future__ import annotations
@@ -12,11 +13,33 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from . import apigee
 from .errors import error_body
 
-KINDS = ("status", "html", "invalid_json", "truncate", "reset", "delay", "change_total_pages")
-#: Kinds that replace the normal answer entirely (the others wrap normal handling).
-REPLACING_KINDS = ("status", "html", "invalid_json")
+#: Kinds written to the socket by :func:`.hostile.send` (slow, huge or never-ending answers).
+STREAM_KINDS = ("drip", "drip_headers", "huge", "gzip_bomb", "endless")
+#: Kinds that replace the normal answer entirely with one response (the others wrap normal handling).
+REPLACING_KINDS = ("status", "html", "invalid_json", "nested")
+KINDS = (
+    "status",
+    "html",
+    "invalid_json",
+    "truncate",
+    "reset",
+    "delay",
+    "change_total_pages",
+    "lie_pages",
+    "nested",
+    *STREAM_KINDS,
+)
+GIB = 1 << 30
+#: Bounds of the hostile kinds' parameters: (default, minimum, maximum).
+SIZE_BOUNDS = {"huge": (2 * GIB, 128, 1 << 40), "gzip_bomb": (2 * GIB, 128, 16 * GIB)}
+INTERVAL_BOUNDS = (3.0, 0.001, 60.0)
+DEPTH_BOUNDS = (100_000, 1, 10_000_000)
+#: Hard cap (``delay_s``) on how long a streaming answer may last, by kind; at most MAX_STREAM_S.
+STREAM_SECONDS = {"endless": 60.0, "drip": 600.0, "drip_headers": 600.0, "huge": 600.0, "gzip_bomb": 600.0}
+MAX_STREAM_S = 3600.0
 _DEFAULT_CODES = {
     401: "INVALID_TOKEN",
     403: "FORBIDDEN",
@@ -46,6 +69,9 @@ class FaultRule:
     method: str | None = None
     code: str | None = None
     message: str | None = None
+    size: int | None = None
+    interval_s: float | None = None
+    depth: int | None = None
     seen: int = 0
     applied: int = 0
 
@@ -101,7 +127,40 @@ def parse_rule(raw: Mapping[str, Any], rule_id: str) -> FaultRule:
     if values.get("method"):
         values["method"] = str(values["method"]).upper()
     values["delay_s"] = float(values.get("delay_s", 0.0))
+    _hostile_parameters(values)
     return FaultRule(**values)
+
+
+def _bounded(values: dict[str, Any], name: str, bounds: tuple[float, float, float], integer: bool) -> None:
+    default, low, high = bounds
+    value = values.get(name)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+        raise ValueError(f"fault '{name}' must be {'an int' if integer else 'a number'}")
+    if not low <= value <= high:
+        raise ValueError(f"fault '{name}' of a '{values['kind']}' fault must be in {low}..{high}")
+    values[name] = int(value) if integer else float(value)
+
+
+def _hostile_parameters(values: dict[str, Any]) -> None:
+    """Fill in and bound ``size``, ``interval_s``, ``depth`` and the stream cap ``delay_s`` of a kind."""
+    kind = values["kind"]
+    users = {"size": tuple(SIZE_BOUNDS), "interval_s": ("drip", "drip_headers"), "depth": ("nested",)}
+    for name, kinds in users.items():
+        if values.get(name) is not None and kind not in kinds:
+            raise ValueError(f"fault '{name}' applies to kind {' or '.join(kinds)} only")
+    if kind in SIZE_BOUNDS:
+        _bounded(values, "size", SIZE_BOUNDS[kind], integer=True)
+    if kind in users["interval_s"]:
+        _bounded(values, "interval_s", INTERVAL_BOUNDS, integer=False)
+    if kind == "nested":
+        _bounded(values, "depth", DEPTH_BOUNDS, integer=True)
+    if kind in STREAM_SECONDS:
+        if not values["delay_s"]:
+            values["delay_s"] = STREAM_SECONDS[kind]
+        if not 0 < values["delay_s"] <= MAX_STREAM_S:
+            raise ValueError(f"fault 'delay_s' (the cap of a '{kind}' stream) must be in 0..{MAX_STREAM_S} s")
 
 
 class FaultRegistry:
@@ -144,9 +203,12 @@ class FaultRegistry:
         return None
 
 
-def status_body(rule: FaultRule, channel: str) -> dict[str, Any]:
-    """Error JSON of a ``status`` fault: OAuth shape on the token endpoint, common shape elsewhere."""
+def status_body(rule: FaultRule, channel: str, profile: str = "default") -> dict[str, Any]:
+    """Error JSON of a ``status`` fault: OAuth shape on the token endpoint, common shape elsewhere; the
+    ``apigee`` profile answers ``ErrorCode``/``Error`` on the token endpoint and a ``fault`` object elsewhere."""
     status = rule.status or 500
+    if profile == apigee.PROFILE:
+        return apigee.status_fault_body(status, channel, rule.code, rule.message)
     code = rule.code or _DEFAULT_CODES.get(status, str(status))
     message = rule.message or f"Emulated fault: HTTP {status}"
     if channel == "token":

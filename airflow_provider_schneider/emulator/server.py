@@ -1,7 +1,7 @@
 """HTTP plumbing: keep-alive server, request dispatch, latency, fault execution and accounting.
 
 Business answers come from the handler modules; this module decides *how* they go on the wire, including
-the deliberately broken ways (reset, truncation) the fault rules ask for.
+the deliberately broken ways (reset, truncation, the streams of :mod:`.hostile`) the fault rules ask for.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import auth, faults
+from . import auth, faults, hostile
 from .config import EmulatorConfig
 from .control import PREFIX as CONTROL_PREFIX
 from .control import build_control_router
@@ -107,7 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -163,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
                 state.stats.fault_applied(rule.id)
                 if rule.kind == "delay":
                     time.sleep(rule.delay_s)
-            outcome = self._answer(req, channel, rule)
+            outcome = self._answer(req, channel, rule, cfg.profile)
         finally:
             if channel == "api":
                 state.stats.api_finished(req.path, outcome)
@@ -171,18 +171,27 @@ class _Handler(BaseHTTPRequestHandler):
                 state.stats.token_finished(outcome)
             state.stats.request_logged(_log_entry(state, req, channel, outcome, arrived, had_apikey))
 
-    def _answer(self, req: Request, channel: str, rule: faults.FaultRule | None) -> str:
-        """Send the (possibly faulty) answer; returns the status sent, or "reset"/"truncate"."""
+    def _answer(self, req: Request, channel: str, rule: faults.FaultRule | None, profile: str) -> str:
+        """Send the (possibly faulty) answer; returns the status sent, "reset"/"truncate", or the name of a
+        streaming kind ("drip", "huge", ...)."""
         kind = rule.kind if rule is not None else None
         if kind == "reset":
             self._reset_connection()
             return "reset"
+        if rule is not None and rule.kind in faults.STREAM_KINDS:
+            normal = self._guarded(lambda: self._handle(req, channel)) if rule.kind == "drip" else None
+            stream = hostile.stream_for(rule, normal)
+            if not hostile.send(stream, self.connection, self.wfile.write, self._send_head):
+                self.close_connection = True
+            return stream.outcome
         if rule is not None and rule.kind in faults.REPLACING_KINDS:
-            response = _fault_response(rule, channel)
+            response = _fault_response(rule, channel, profile)
         else:
             response = self._guarded(lambda: self._handle(req, channel))
             if rule is not None and rule.kind == "change_total_pages":
                 _shift_total_pages(response, rule.delta)
+            elif rule is not None and rule.kind == "lie_pages":
+                hostile.lie_about_pages(response, req)
         self._send(response, truncate=kind == "truncate")
         return "truncate" if kind == "truncate" else str(response.status)
 
@@ -222,6 +231,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload[: len(payload) // 2] if truncate else payload)
 
+    def _send_head(self, status: int, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+
     def _reset_connection(self) -> None:
         """Abort with a TCP RST (SO_LINGER 0) and no response at all."""
         self.close_connection = True
@@ -243,21 +258,23 @@ def _log_entry(
         "channel": channel,
         "method": req.method,
         "path": req.path,
-        "page": (req.query.get("page") or [None])[0],
+        "page": req.first("page"),
         "outcome": outcome,
         "token": token,
         "apikey": had_apikey,
     }
 
 
-def _fault_response(rule: faults.FaultRule, channel: str) -> Response:
+def _fault_response(rule: faults.FaultRule, channel: str, profile: str) -> Response:
+    if rule.kind == "nested":
+        return Response(200, hostile.nested_body(rule.depth or 1))
     if rule.kind == "html":
         status = rule.status or 200
         return Response(status, faults.html_page(status), content_type="text/html; charset=utf-8")
     if rule.kind == "invalid_json":
         return Response(rule.status or 200, faults.INVALID_JSON)
     headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else {}
-    return Response(rule.status or 500, faults.status_body(rule, channel), headers)
+    return Response(rule.status or 500, faults.status_body(rule, channel, profile), headers)
 
 
 def _shift_total_pages(response: Response, delta: int) -> None:
