@@ -1,6 +1,6 @@
-"""Write the README "Failure behaviour" table from the tested fault matrix.
+"""Write the "Failure behaviour" table of docs/failures.md from the tested fault matrix.
 
-``python scripts/failure_table.py`` rewrites the part of README.md between the ``failure-table`` markers;
+``python scripts/failure_table.py`` rewrites the part of docs/failures.md between the ``failure-table`` markers;
 ``--check`` exits 1 when it is stale. The matrix lives in tests/resilience_support.py and
 tests/test_fault_matrix.py runs every row, so the table shows tested facts.
 """
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-README = REPO / "README.md"
+README = REPO / "docs" / "failures.md"
 
 
 def main(argv: list[str]) -> int:
@@ -21,11 +21,11 @@ def main(argv: list[str]) -> int:
     readme, table = README.read_text(), render_table()
     if "--check" in argv:
         if readme_failure_section(readme) != table:
-            print("README.md failure table is stale: run python scripts/failure_table.py", file=sys.stderr)
+            print("docs/failures.md failure table is stale: run python scripts/failure_table.py", file=sys.stderr)
             return 1
         return 0
     README.write_text(with_failure_section(readme, table))
-    print("updated the failure table in README.md")
+    print("updated the failure table in docs/failures.md")
     return 0
 
 
