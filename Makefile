@@ -8,13 +8,14 @@ PYTEST_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: setup demo test test-lowest test-matrix lint bench clean
+.PHONY: setup demo test test-lowest test-matrix lint bench dist clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' 'apache-airflow==$(AIRFLOW_VERSION)'
+	$(PY) -m pip install -q --disable-pip-version-check 'pip>=25.1'  # --group (PEP 735 dependency groups)
+	$(PY) -m pip install -q --disable-pip-version-check -e . --group dev 'apache-airflow==$(AIRFLOW_VERSION)'
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: setup
@@ -39,5 +40,11 @@ bench: setup
 	$(PY) benchmarks/token_reuse.py
 	$(PY) benchmarks/pull_throughput.py
 
+# sdist + wheel into dist/, checked as PyPI would (twine check --strict).
+dist: setup
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/*
+
 clean:
-	rm -rf $(VENV) .venv-lowest .pytest_cache build *.egg-info
+	rm -rf $(VENV) .venv-lowest .pytest_cache build dist *.egg-info
