@@ -104,3 +104,21 @@ def run_dag(airflow_db, schneider_conn):
     delete_token_variables()
     yield _run
     delete_token_variables()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Repeat why the browser test was skipped in its own section above the short summary, hard to miss."""
+    from tests.ui_support import UI_SKIP_PREFIX
+
+    reasons: list[str] = []
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        if UI_SKIP_PREFIX in reason:
+            reason = reason[reason.index(UI_SKIP_PREFIX) :]
+            if reason not in reasons:
+                reasons.append(reason)
+    if reasons:
+        terminalreporter.write_sep("=", "browser test skipped", yellow=True, bold=True)
+        for reason in reasons:
+            terminalreporter.write_line(reason, yellow=True, bold=True)

@@ -4,11 +4,12 @@ A fresh AIRFLOW_HOME runs ``airflow api-server`` (SimpleAuthManager, all users a
 test_connection = Enabled``). The browser adds a connection of type ``schneider`` through the form, checks
 that the provider's labels render, saves it and presses "Test": the API server's hook then really asks the
 emulator for a token and calls an API. Screenshots are kept in ``$SCHNEIDER_TEST_ARTEFACTS`` (default
-``/tmp/schneider-test-artefacts``); ``SCHNEIDER_UPDATE_DOCS_SCREENSHOT=1`` also refreshes the README's
-``docs/img/connection_form.png``.
+``/tmp/schneider-test-artefacts``); ``SCHNEIDER_UPDATE_DOCS_SCREENSHOT=1`` also refreshes
+``docs/img/connection_form.png`` (shown in docs/connection.md).
 
 Needs the Debian packages ``chromium`` (and ``chromium-driver``) plus ``pip install playwright``; never
-``playwright install``: the system Chromium is used. Skipped with the reason when either is missing.
+``playwright install``: the system Chromium is used. When either is missing the browser test is skipped
+with a ``UiTestSkippedWarning`` and a line in pytest's terminal summary (tests/conftest.py), never silently.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from packaging.version import Version
 
 from airflow_provider_schneider.get_provider_info import CONN_FIELDS
 from tests.conftest import API_KEY, CLIENT_ID, CLIENT_SECRET, REPO
-from tests.ui_support import ApiServer, chromium_path
+from tests.ui_support import CHROMIUM_MISSING, PLAYWRIGHT_MISSING, ApiServer, UiTestSkippedWarning, chromium_path
 
 CHROMIUM = chromium_path()
 ORDERS_PATH = "/v1/supply-chain/partner-order-status/orders/FR"
@@ -42,11 +44,20 @@ AIRFLOW_VERSION = Version(importlib.metadata.version("apache-airflow"))
 # -- browser test -----------------------------------------------------------------------------------------
 
 
+def skip_visibly(reason: str) -> None:
+    """Skip with a warning too: ``make test`` must not pass quietly without its browser test."""
+    warnings.warn(reason, UiTestSkippedWarning, stacklevel=2)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory) -> Iterator[ApiServer]:
     if CHROMIUM is None:
-        pytest.skip("Chromium not found: apt-get install -y chromium chromium-driver (or set SCHNEIDER_TEST_CHROMIUM)")
-    pytest.importorskip("playwright.sync_api", reason="Playwright not installed: pip install playwright")
+        skip_visibly(CHROMIUM_MISSING)
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        skip_visibly(PLAYWRIGHT_MISSING)
     with ApiServer(tmp_path_factory.mktemp("ui_airflow_home")) as server:
         yield server
 

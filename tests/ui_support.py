@@ -18,6 +18,14 @@ import urllib.request
 from pathlib import Path
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+#: Starts the reason of a skipped browser test; tests/conftest.py repeats such reasons in pytest's summary.
+UI_SKIP_PREFIX = "UI connection-form test SKIPPED"
+CHROMIUM_MISSING = f"{UI_SKIP_PREFIX}: {CHROMIUM_CANDIDATES[0]} not found (apt-get install chromium)"
+PLAYWRIGHT_MISSING = f"{UI_SKIP_PREFIX}: Playwright not installed (pip install --group dev, or pip install playwright)"
+
+
+class UiTestSkippedWarning(UserWarning):
+    """The browser test could not run here (no Chromium or no Playwright): said out loud, not only skipped."""
 
 
 def chromium_path() -> str | None:
