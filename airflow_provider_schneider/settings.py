@@ -1,37 +1,46 @@
 """Validated, immutable settings read once from an Airflow Connection.
 
 Every other module takes a :class:`SchneiderSettings` instead of a Connection, so bad input fails here,
-early, with an error that names the connection id and the field (and never echoes a secret).
+early, with an error that names the connection id and the field (and never echoes a secret). Types, bounds
+and defaults come from :mod:`airflow_provider_schneider.connection_fields`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_schneider.connection_fields import (
+    CLIENT_AUTH_MODES,
+    ENVIRONMENTS,
+    FIELDS_BY_NAME,
+    MAX_CONCURRENCY_CAP,
+    TOKEN_CACHE_TIERS,
+    ConnField,
+    default,
+)
 from airflow_provider_schneider.exceptions import SchneiderConfigError
+
+__all__ = [
+    "CLIENT_AUTH_MODES",
+    "CONN_TYPE",
+    "DEFAULT_CONN_ID",
+    "ENVIRONMENTS",
+    "MAX_CONCURRENCY_CAP",
+    "TOKEN_CACHE_TIERS",
+    "RetryPolicy",
+    "SchneiderSettings",
+    "settings_from_connection",
+]
 
 CONN_TYPE = "schneider"
 DEFAULT_CONN_ID = "schneider_default"
-
-#: Token endpoint and API host per environment, from Schneider's API portal (see README).
-ENVIRONMENTS: dict[str, tuple[str, str]] = {
-    "explore": ("https://api.explore.se.com/token", "https://api.explore.se.com"),
-    "dev": ("https://api.dev.se.com/token", "https://api.dev.se.com"),
-    "qa": ("https://api.qa.se.com/token", "https://api.qa.se.com"),
-    "preprod": ("https://api.preprod.se.com/token", "https://api.preprod.se.com"),
-    "production": ("https://api.se.com/token", "https://api.se.com"),
-}
-DEFAULT_ENVIRONMENT = "production"
-CLIENT_AUTH_MODES = ("basic", "body")
-TOKEN_CACHE_TIERS = ("memory", "file", "variable")
 DEFAULT_TOKEN_CACHE = TOKEN_CACHE_TIERS
-#: The API portal's FAQ allows at most 10 parallel calls per client.
-MAX_CONCURRENCY_CAP = 10
 TOKEN_CACHE_DIR_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_TOKEN_CACHE_DIR"
 
 
@@ -39,11 +48,11 @@ TOKEN_CACHE_DIR_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_TOKEN_CACHE_DIR"
 class RetryPolicy:
     """How idempotent calls are retried; a value so operators can override it per task."""
 
-    max_attempts: int = 5
-    backoff_initial: float = 1.0
-    backoff_max: float = 30.0
-    max_total_wait: float = 120.0
-    retry_after_cap: float = 120.0
+    max_attempts: int = default("retry_max_attempts")
+    backoff_initial: float = default("retry_backoff_initial")
+    backoff_max: float = default("retry_backoff_max")
+    max_total_wait: float = default("retry_max_total_wait")
+    retry_after_cap: float = default("retry_after_cap")
 
 
 @dataclass(frozen=True)
@@ -57,18 +66,23 @@ class SchneiderSettings:
     client_secret: str | None = field(default=None, repr=False)
     api_key: str | None = field(default=None, repr=False)
     scope: str | None = None
-    client_auth: str = "basic"
-    environment: str = DEFAULT_ENVIRONMENT
-    connect_timeout: float = 10.0
-    timeout: float = 60.0
-    verify: bool | str = True
-    max_concurrency: int = 4
-    page_size: int = 100
+    client_auth: str = default("client_auth")
+    environment: str = default("environment")
+    connect_timeout: float = default("connect_timeout")
+    timeout: float = default("timeout")
+    #: Total seconds one attempt may take (connect to last body byte), whatever the server drips.
+    attempt_timeout: float = default("connect_timeout") + 2 * default("timeout")
+    max_response_bytes: int = default("max_response_bytes")
+    max_pages: int = default("max_pages")
+    verify: bool | str = default("verify_ssl")
+    max_concurrency: int = default("max_concurrency")
+    page_size: int = default("page_size")
     token_cache: tuple[str, ...] = DEFAULT_TOKEN_CACHE
     token_cache_dir: str | None = None
-    token_leeway: float = 300.0
-    token_refresh_spread: float = 0.5
-    token_wait_timeout: float = 120.0
+    token_leeway: float = default("token_leeway")
+    token_refresh_spread: float = default("token_refresh_spread")
+    token_wait_timeout: float = default("token_wait_timeout")
+    token_max_lifetime: float = default("token_max_lifetime")
     retry: RetryPolicy = RetryPolicy()
 
     @property
@@ -90,7 +104,7 @@ def _extra_value(extra: Mapping[str, Any], name: str) -> Any:
 
 
 class _Reader:
-    """Parses one field at a time and raises errors that name the connection and the field."""
+    """Parses one declared field at a time and raises errors that name the connection and the field."""
 
     def __init__(self, conn_id: str, extra: Mapping[str, Any]):
         self.conn_id = conn_id
@@ -99,43 +113,58 @@ class _Reader:
     def fail(self, field_name: str, problem: str) -> SchneiderConfigError:
         return SchneiderConfigError(f"Connection '{self.conn_id}': field '{field_name}' {problem}")
 
-    def text(self, name: str, default: str | None = None) -> str | None:
-        value = _extra_value(self.extra, name)
+    def raw(self, name: str) -> Any:
+        return _extra_value(self.extra, name)
+
+    def get(self, name: str) -> Any:
+        """The field's value, parsed by its declared kind and bounds; its default when empty."""
+        spec = FIELDS_BY_NAME[name]
+        value = self.raw(name)
+        if isinstance(value, str):
+            value = value.strip() or None
         if value is None:
-            return default
+            return spec.default
+        if spec.kind == "boolean":
+            return self._boolean(spec, value)
+        if spec.kind in ("number", "integer"):
+            return self._number(spec, value)
         if not isinstance(value, str):
             raise self.fail(name, f"must be a string, got {type(value).__name__}")
-        return value.strip() or default
+        if spec.choices:
+            value = value.lower()
+            if value not in spec.choices:
+                raise self.fail(name, f"is {value!r}; choose one of {', '.join(spec.choices)}")
+        return value
 
-    def number(self, name: str, default: float, *, minimum: float = 0.0, integer: bool = False) -> Any:
-        value = _extra_value(self.extra, name)
-        if value is None:
-            return default
+    def _number(self, spec: ConnField, value: Any) -> float | int:
+        shown = "***" if spec.secret else repr(value)
         try:
             if isinstance(value, bool):
                 raise ValueError
             number = float(value)
-        except (TypeError, ValueError):
-            raise self.fail(name, f"must be a number, got {value!r}") from None
-        if number != number or number < minimum:  # NaN or too small
-            raise self.fail(name, f"must be >= {minimum:g}, got {value!r}")
-        if integer:
-            if number != int(number):
-                raise self.fail(name, f"must be a whole number, got {value!r}")
+        except (TypeError, ValueError, OverflowError):
+            raise self.fail(spec.name, f"must be a number, got {shown}") from None
+        if not math.isfinite(number):
+            raise self.fail(spec.name, f"must be a finite number, got {shown}")
+        if spec.minimum is not None and number < spec.minimum:
+            raise self.fail(spec.name, f"must be >= {spec.minimum:g}, got {shown}")
+        if spec.maximum is not None and number > spec.maximum:
+            raise self.fail(spec.name, f"must be <= {spec.maximum:g}, got {shown}")
+        if spec.kind == "integer":
+            if not number.is_integer():
+                raise self.fail(spec.name, f"must be a whole number, got {shown}")
             return int(number)
         return number
 
-    def boolean(self, name: str, default: bool) -> bool:
-        value = _extra_value(self.extra, name)
-        if value is None:
-            return default
+    def _boolean(self, spec: ConnField, value: Any) -> bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes", "on"):
             return True
-        if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+        if text in ("false", "0", "no", "off"):
             return False
-        raise self.fail(name, f"must be true or false, got {value!r}")
+        raise self.fail(spec.name, f"must be true or false, got {value!r}")
 
 
 def is_loopback(host: str | None) -> bool:
@@ -149,16 +178,51 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def _without_userinfo(url: str) -> str:
+    """``url`` fit for an error message: any ``user:password@`` removed."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority, slash, tail = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{authority}{slash}{tail}"
+
+
 def _check_url(reader: _Reader, field_name: str, url: str) -> str:
     """Only https, except plain http to loopback (the emulator): a token must not cross a network in clear."""
-    parts = urlsplit(url)
+    shown = _without_userinfo(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is not 0..65535
+    except ValueError:
+        raise reader.fail(field_name, f"is not a valid URL (bad port?): {shown!r}") from None
+    if parts.username or parts.password:
+        raise reader.fail(field_name, f"must not embed credentials: {shown!r}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise reader.fail(field_name, f"must be an absolute http(s) URL, got {url!r}")
+        raise reader.fail(field_name, f"must be an absolute http(s) URL, got {shown!r}")
+    if port == 0:
+        raise reader.fail(field_name, f"has port 0: {shown!r}")
+    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+        raise reader.fail(field_name, f"must not carry a query string or fragment, got {shown!r}")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise reader.fail(field_name, f"uses plain http to non-loopback host {parts.hostname!r}; use https")
-    if parts.username or parts.password:
-        raise reader.fail(field_name, "must not embed credentials")
     return url.rstrip("/")
+
+
+def _port(conn: Any, reader: _Reader) -> int | None:
+    raw = conn.port
+    if raw in (None, ""):
+        return None
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        port = int(str(raw).strip())
+    except ValueError:
+        raise reader.fail("port", f"must be a whole number 1..65535, got {raw!r}") from None
+    if not 1 <= port <= 65535:
+        raise reader.fail("port", f"must be 1..65535, got {port}")
+    return port
 
 
 def _api_base_url(conn: Any, reader: _Reader) -> str | None:
@@ -168,19 +232,21 @@ def _api_base_url(conn: Any, reader: _Reader) -> str | None:
     (URI form ``schneider://id:secret@127.0.0.1:8080/http``). Default scheme is https.
     """
     host = (conn.host or "").strip()
+    port = _port(conn, reader)
     if not host:
         return None
     if "://" not in host:
         scheme = (conn.schema or "https").strip().lower()
         host = f"{scheme}://{host}"
-    parts = urlsplit(host)
-    if conn.port and not parts.port:
-        host = f"{parts.scheme}://{parts.netloc}:{conn.port}{parts.path}"
-    return _check_url(reader, "host", host)
+    url = _check_url(reader, "host", host)
+    parts = urlsplit(url)
+    if port and not parts.port:
+        url = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
+    return url
 
 
 def _token_cache(reader: _Reader) -> tuple[str, ...]:
-    raw = _extra_value(reader.extra, "token_cache")
+    raw = reader.raw("token_cache")
     if raw is None:
         return DEFAULT_TOKEN_CACHE
     items = raw if isinstance(raw, (list, tuple)) else str(raw).replace(" ", "").split(",")
@@ -194,12 +260,22 @@ def _token_cache(reader: _Reader) -> tuple[str, ...]:
 
 
 def _verify(reader: _Reader) -> bool | str:
-    raw = _extra_value(reader.extra, "ca_bundle")
+    raw = reader.get("ca_bundle")
     if raw is not None:
-        if not isinstance(raw, str) or not os.path.isfile(raw):
+        if not os.path.isfile(raw):
             raise reader.fail("ca_bundle", f"must be the path of a readable CA bundle file, got {raw!r}")
-        return raw
-    return reader.boolean("verify_ssl", True)
+        return str(raw)
+    return bool(reader.get("verify_ssl"))
+
+
+def _retry_policy(reader: _Reader) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=reader.get("retry_max_attempts"),
+        backoff_initial=reader.get("retry_backoff_initial"),
+        backoff_max=reader.get("retry_backoff_max"),
+        max_total_wait=reader.get("retry_max_total_wait"),
+        retry_after_cap=reader.get("retry_after_cap"),
+    )
 
 
 def settings_from_connection(conn: Any, *, overrides: Mapping[str, Any] | None = None) -> SchneiderSettings:
@@ -212,13 +288,11 @@ def settings_from_connection(conn: Any, *, overrides: Mapping[str, Any] | None =
     extra.update({k: v for k, v in (overrides or {}).items() if v is not None})
     reader = _Reader(conn_id, extra)
 
-    environment = (reader.text("environment", DEFAULT_ENVIRONMENT) or DEFAULT_ENVIRONMENT).lower()
-    if environment not in ENVIRONMENTS:
-        raise reader.fail("environment", f"is {environment!r}; choose one of {', '.join(ENVIRONMENTS)}")
+    environment = reader.get("environment")
     env_token_url, env_host = ENVIRONMENTS[environment]
     api_base_url = _api_base_url(conn, reader) or env_host
 
-    token_url = reader.text("token_url")
+    token_url = reader.get("token_url")
     if token_url:
         token_url = _check_url(reader, "token_url", token_url)
     elif conn.host:
@@ -227,11 +301,7 @@ def settings_from_connection(conn: Any, *, overrides: Mapping[str, Any] | None =
     else:
         token_url = env_token_url
 
-    client_auth = (reader.text("client_auth", "basic") or "basic").lower()
-    if client_auth not in CLIENT_AUTH_MODES:
-        raise reader.fail("client_auth", f"is {client_auth!r}; choose one of {', '.join(CLIENT_AUTH_MODES)}")
-
-    api_key = reader.text("api_key")
+    api_key = reader.get("api_key")
     client_id = (conn.login or "").strip() or None
     client_secret = conn.password or None
     if not api_key:
@@ -240,19 +310,9 @@ def settings_from_connection(conn: Any, *, overrides: Mapping[str, Any] | None =
         if not client_secret:
             raise reader.fail("password", "(Client secret) is empty and no 'api_key' is set")
 
-    max_concurrency = reader.number("max_concurrency", 4, minimum=1, integer=True)
-    if max_concurrency > MAX_CONCURRENCY_CAP:
-        raise reader.fail("max_concurrency", f"is {max_concurrency}; Schneider allows at most {MAX_CONCURRENCY_CAP}")
-    page_size = reader.number("page_size", 100, minimum=1, integer=True)
-
-    retry = RetryPolicy(
-        max_attempts=reader.number("retry_max_attempts", RetryPolicy.max_attempts, minimum=1, integer=True),
-        backoff_initial=reader.number("retry_backoff_initial", RetryPolicy.backoff_initial),
-        backoff_max=reader.number("retry_backoff_max", RetryPolicy.backoff_max),
-        max_total_wait=reader.number("retry_max_total_wait", RetryPolicy.max_total_wait),
-        retry_after_cap=reader.number("retry_after_cap", RetryPolicy.retry_after_cap),
-    )
-
+    connect_timeout = reader.get("connect_timeout")
+    timeout = reader.get("timeout")
+    attempt_timeout = reader.get("attempt_timeout") or connect_timeout + 2 * timeout
     return SchneiderSettings(
         conn_id=conn_id,
         api_base_url=api_base_url,
@@ -260,18 +320,22 @@ def settings_from_connection(conn: Any, *, overrides: Mapping[str, Any] | None =
         client_id=client_id,
         client_secret=client_secret,
         api_key=api_key,
-        scope=reader.text("scope"),
-        client_auth=client_auth,
+        scope=reader.get("scope"),
+        client_auth=reader.get("client_auth"),
         environment=environment,
-        connect_timeout=reader.number("connect_timeout", 10.0, minimum=0.001),
-        timeout=reader.number("timeout", 60.0, minimum=0.001),
+        connect_timeout=connect_timeout,
+        timeout=timeout,
+        attempt_timeout=attempt_timeout,
+        max_response_bytes=reader.get("max_response_bytes"),
+        max_pages=reader.get("max_pages"),
         verify=_verify(reader),
-        max_concurrency=max_concurrency,
-        page_size=page_size,
+        max_concurrency=reader.get("max_concurrency"),
+        page_size=reader.get("page_size"),
         token_cache=_token_cache(reader),
-        token_cache_dir=reader.text("token_cache_dir") or os.environ.get(TOKEN_CACHE_DIR_ENV) or None,
-        token_leeway=reader.number("token_leeway", 300.0),
-        token_refresh_spread=reader.number("token_refresh_spread", 0.5),
-        token_wait_timeout=reader.number("token_wait_timeout", 120.0, minimum=1.0),
-        retry=retry,
+        token_cache_dir=reader.get("token_cache_dir") or os.environ.get(TOKEN_CACHE_DIR_ENV) or None,
+        token_leeway=reader.get("token_leeway"),
+        token_refresh_spread=reader.get("token_refresh_spread"),
+        token_wait_timeout=reader.get("token_wait_timeout"),
+        token_max_lifetime=reader.get("token_max_lifetime"),
+        retry=_retry_policy(reader),
     )
