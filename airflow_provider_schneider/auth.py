@@ -1,32 +1,34 @@
 """OAuth 2.0 client-credentials flow against Schneider's token endpoint.
 
 Strict in what it sends (POST, form body, ``grant_type=client_credentials``, Basic or body client auth),
-liberal in what it accepts (``expires_in`` as number, string or missing; any ``token_type`` casing).
+liberal in what it accepts: any ``token_type`` spelling (Apigee says ``BearerToken``; the token is always
+sent as ``Bearer``), ``expires_in`` as number, numeric string or missing, extra fields ignored, errors in
+RFC 6749 (``error``) or Apigee (``ErrorCode``) shape.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
+from airflow_provider_schneider.credentials import ClientSecretBasic, ClientSecretPost
 from airflow_provider_schneider.exceptions import SchneiderAuthError, SchneiderTokenEndpointError
 from airflow_provider_schneider.redaction import register_secret
-from airflow_provider_schneider.responses import error_fields
+from airflow_provider_schneider.responses import error_fields, is_html, parse_json
 from airflow_provider_schneider.retrying import (
     RETRYABLE_STATUSES,
-    TRANSIENT_TRANSPORT_ERRORS,
     TransientFailure,
     call_with_retries,
-    describe_transport_error,
     parse_retry_after,
 )
 from airflow_provider_schneider.settings import SchneiderSettings
+from airflow_provider_schneider.transport import BodyTooLarge, TransportError, exchange
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +36,13 @@ log = logging.getLogger(__name__)
 DEFAULT_LIFETIME = 3600.0
 #: A leeway never eats more than this share of a token's life, so short-lived tokens are still used.
 MAX_LEEWAY_SHARE = 0.25
+#: A token response is small; more than this is not a token.
+MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024
+#: Portal's Postman recipe for the token request.
+PORTAL_SCOPE = "all"
 
-
-class NoExtraAuth(requests.auth.AuthBase):
-    """Sends only the credentials we set: with ``trust_env`` on and no ``auth``, requests would add a
-    ``~/.netrc`` login as Basic auth, replacing the bearer header or leaking that login to the gateway."""
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        return request
-
-
-NO_EXTRA_AUTH = NoExtraAuth()
+_warned_token_types: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,6 @@ class Token:
     access_token: str = field(repr=False)
     expires_at: float
     lifetime: float
-    token_type: str = "Bearer"
 
     def is_fresh(self, leeway: float, now: float | None = None, *, spread: float = 0.0) -> bool:
         """True while the token may start a request: ``now < expires_at - leeway`` (leeway capped at a share
@@ -63,12 +60,7 @@ class Token:
         return now < self.expires_at - min(leeway, self.lifetime * MAX_LEEWAY_SHARE) * (1.0 + spread)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "access_token": self.access_token,
-            "expires_at": self.expires_at,
-            "lifetime": self.lifetime,
-            "token_type": self.token_type,
-        }
+        return {"access_token": self.access_token, "expires_at": self.expires_at, "lifetime": self.lifetime}
 
     @classmethod
     def from_json(cls, data: Any) -> Token | None:
@@ -78,7 +70,6 @@ class Token:
                 access_token=str(data["access_token"]),
                 expires_at=float(data["expires_at"]),
                 lifetime=float(data["lifetime"]),
-                token_type=str(data.get("token_type") or "Bearer"),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
@@ -86,61 +77,107 @@ class Token:
         return token if token.access_token and plausible else None
 
 
-def parse_token_response(body: bytes, *, conn_id: str, token_url: str, now: float | None = None) -> Token:
+def _warn_token_type(token_type: object, where: str) -> None:
+    """Warn once per process and value about a ``token_type`` that does not say bearer (still sent as one)."""
+    if token_type is None or (isinstance(token_type, str) and token_type.strip().lower().startswith("bearer")):
+        return
+    shown = repr(token_type)[:40]
+    with _warned_lock:
+        if shown in _warned_token_types:
+            return
+        _warned_token_types.add(shown)
+    log.warning("%s returned token_type %s; using the token as a Bearer token anyway", where, shown)
+
+
+def parse_token_response(
+    body: bytes,
+    *,
+    conn_id: str,
+    token_url: str,
+    now: float | None = None,
+    max_lifetime: float = 86400.0,
+) -> Token:
     """Turn a 200 token response into a :class:`Token`, or raise a clear error."""
     where = f"Schneider connection '{conn_id}': token endpoint {token_url}"
     try:
-        data = json.loads(body)
+        data = parse_json(body)
     except ValueError:
-        snippet = "an HTML page" if body.lstrip()[:1] == b"<" else "invalid JSON"
+        snippet = "an HTML page" if is_html("", body) else "invalid JSON"
         raise SchneiderTokenEndpointError(f"{where} returned {snippet} instead of a JSON token") from None
     if not isinstance(data, dict):
         raise SchneiderTokenEndpointError(f"{where} returned JSON that is not an object")
     access_token = data.get("access_token")
     if not isinstance(access_token, str) or not access_token.strip():
-        keys = ", ".join(sorted(map(str, data))) or "none"
+        keys = ", ".join(sorted(map(str, data))[:30]) or "none"
         raise SchneiderTokenEndpointError(f"{where} returned no 'access_token' (fields: {keys})")
+    access_token = access_token.strip()
     register_secret(access_token)
-    token_type = data.get("token_type") or "Bearer"
-    if not isinstance(token_type, str) or token_type.strip().lower() != "bearer":
-        raise SchneiderTokenEndpointError(f"{where} returned unsupported token_type {token_type!r}")
-    lifetime = _lifetime(data.get("expires_in"), where)
+    _warn_token_type(data.get("token_type"), where)
+    lifetime = _lifetime(data.get("expires_in"), where, max_lifetime)
     issued = time.time() if now is None else now
-    return Token(access_token=access_token.strip(), expires_at=issued + lifetime, lifetime=lifetime)
+    return Token(access_token=access_token, expires_at=issued + lifetime, lifetime=lifetime)
 
 
-def _lifetime(raw: Any, where: str) -> float:
+def _lifetime(raw: Any, where: str, max_lifetime: float) -> float:
+    """``expires_in`` as seconds: number or numeric string; missing or unreadable means the documented hour,
+    an implausibly long one is capped (a gateway bug must not pin a token in the cache for years)."""
     if raw is None or raw == "":
         return DEFAULT_LIFETIME
     try:
         if isinstance(raw, bool):
             raise ValueError
-        lifetime = float(raw)
-    except (TypeError, ValueError):
-        log.warning("%s sent unreadable expires_in %r; assuming %ds", where, raw, DEFAULT_LIFETIME)
+        lifetime = float(raw.strip() if isinstance(raw, str) else raw)
+    except (TypeError, ValueError, OverflowError):
+        log.warning("%s sent unreadable expires_in %r; assuming %ds", where, str(raw)[:40], DEFAULT_LIFETIME)
         return DEFAULT_LIFETIME
     if not math.isfinite(lifetime) or lifetime <= 0:
-        log.warning("%s sent expires_in %r; assuming %ds", where, raw, DEFAULT_LIFETIME)
+        log.warning("%s sent expires_in %r; assuming %ds", where, str(raw)[:40], DEFAULT_LIFETIME)
         return DEFAULT_LIFETIME
+    if lifetime > max_lifetime:
+        log.warning(
+            "%s sent expires_in %.0fs; capping it to %.0fs (the connection's 'token_max_lifetime')",
+            where,
+            lifetime,
+            max_lifetime,
+        )
+        return max_lifetime
     return lifetime
+
+
+def _rejection(settings: SchneiderSettings, status: int, code: str | None, summary: str) -> str:
+    """What was rejected and what to do: a scope problem gets the scope hint, anything else the credentials'."""
+    what = f"(HTTP {status}: {summary})."
+    if "scope" in f"{code or ''} {summary}".lower():
+        if settings.scope:
+            return (
+                f"rejected the scope {what} Check the connection's 'scope' field (now {settings.scope!r}); not retried."
+            )
+        return (
+            f"rejected the token request {what} It wants a scope: set the connection's 'scope' field to the value "
+            f"the API portal shows for your application (its Postman recipe uses {PORTAL_SCOPE!r}); not retried."
+        )
+    return (
+        f"rejected the client credentials {what} Check the Client ID / Client secret / environment of the "
+        "connection; not retried."
+    )
 
 
 def request_token(settings: SchneiderSettings, session: requests.Session) -> Token:
     """POST the client credentials and return a fresh token.
 
     400/401/403 mean the credentials (or the grant) were rejected: raised at once, never retried, because
-    repeated failures can lock the technical user. 429, 5xx and transport errors are retried.
+    repeated failures can lock the technical user. 429, 5xx, transport errors and deadline hits are retried.
     """
     if not settings.client_id or not settings.client_secret:
         raise SchneiderAuthError(f"Schneider connection '{settings.conn_id}': no client id/secret to request a token")
     form = {"grant_type": "client_credentials"}
     if settings.scope:
         form["scope"] = settings.scope
-    auth: tuple[str, str] | requests.auth.AuthBase = NO_EXTRA_AUTH  # never a ~/.netrc login
-    if settings.client_auth == "body":
-        form.update(client_id=settings.client_id, client_secret=settings.client_secret)
-    else:
-        auth = (settings.client_id, settings.client_secret)
+    client_auth: requests.auth.AuthBase = (
+        ClientSecretPost(settings.client_id, settings.client_secret)
+        if settings.client_auth == "body"
+        else ClientSecretBasic(settings.client_id, settings.client_secret)
+    )
     where = f"Schneider connection '{settings.conn_id}': token endpoint {settings.token_url}"
 
     def attempt() -> Token:
@@ -148,35 +185,43 @@ def request_token(settings: SchneiderSettings, session: requests.Session) -> Tok
         # so a slow token endpoint must not make us believe the token lives longer than it does.
         sent_at = time.time()
         try:
-            response = session.post(
+            answer = exchange(
+                session,
+                "POST",
                 settings.token_url,
+                connect_timeout=settings.connect_timeout,
+                read_timeout=settings.timeout,
+                deadline=settings.attempt_timeout,
+                max_bytes=min(settings.max_response_bytes, MAX_TOKEN_RESPONSE_BYTES),
                 data=form,
-                auth=auth,
+                auth=client_auth,
                 headers={"Accept": "application/json"},
-                timeout=(settings.connect_timeout, settings.timeout),
                 verify=settings.verify,
-                allow_redirects=False,
             )
-        except TRANSIENT_TRANSPORT_ERRORS as exc:
-            reason = describe_transport_error(exc)
-            raise TransientFailure(
-                SchneiderTokenEndpointError(f"{where} unreachable: {reason}"), reason=reason
-            ) from None
-        status = response.status_code
+        except TransportError as exc:
+            error = SchneiderTokenEndpointError(f"{where} unreachable: {exc.reason}")
+            if exc.transient:
+                raise TransientFailure(error, reason=exc.reason) from None
+            raise error from None
+        except BodyTooLarge as exc:
+            raise SchneiderTokenEndpointError(f"{where}: {exc}") from None
+        status = answer.status
         if status == 200:
             return parse_token_response(
-                response.content, conn_id=settings.conn_id, token_url=settings.token_url, now=sent_at
+                answer.body,
+                conn_id=settings.conn_id,
+                token_url=settings.token_url,
+                now=sent_at,
+                max_lifetime=settings.token_max_lifetime,
             )
-        detail = error_fields(response, settings.secrets).summary()
-        if status in (400, 401, 403):
-            raise SchneiderAuthError(
-                f"{where} rejected the client credentials (HTTP {status}: {detail}). "
-                "Check the Client ID / Client secret / environment of the connection; not retried."
-            )
-        error = SchneiderTokenEndpointError(f"{where} failed with HTTP {status}: {detail}")
-        if status in RETRYABLE_STATUSES:
+        fields = error_fields(answer.content_type, answer.body, settings.secrets)
+        retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+        if status in (400, 401, 403) and not fields.throttled:
+            raise SchneiderAuthError(f"{where} {_rejection(settings, status, fields.code, fields.summary())}")
+        error = SchneiderTokenEndpointError(f"{where} failed with HTTP {status}: {fields.summary()}")
+        if status in RETRYABLE_STATUSES or fields.throttled:
             raise TransientFailure(
-                error, retry_after=parse_retry_after(response.headers.get("Retry-After")), reason=f"HTTP {status}"
+                error, retry_after=retry_after, reason=f"HTTP {status}", status=status, throttled=fields.throttled
             )
         raise error
 

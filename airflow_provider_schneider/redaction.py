@@ -43,16 +43,33 @@ def register_secret(*values: str | None) -> None:
 
 def _mask_in_airflow(value: str) -> None:
     try:
+        from airflow.sdk.execution_time import task_runner
         from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - Airflow 3.0 layout
-        try:
-            from airflow.sdk.execution_time.secrets_masker import mask_secret  # type: ignore[no-redef]
-        except ImportError:
-            return
+    except ImportError:  # pragma: no cover - no Task SDK
+        return
     try:
+        comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+        if comms is not None and type(comms).__name__ == "InProcessSupervisorComms":
+            # ``dag.test()`` / ``airflow dags test``: the "supervisor" is this very process, and it logs each
+            # request it is sent at DEBUG, MaskSecret included, as a pydantic model the masker cannot look
+            # into: the secret would be printed in clear. Its masker is ours here: registering locally is
+            # all it needs.
+            _mask_locally(value)
+            return
         mask_secret(value)
     except Exception:  # noqa: BLE001 - masking must never break a call; our own redaction still applies
         pass
+
+
+def _mask_locally(value: str) -> None:
+    try:
+        from airflow.sdk._shared.secrets_masker import _secrets_masker
+    except ImportError:  # pragma: no cover - other layouts: the public call is better than no mask at all
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(value)
+        return
+    _secrets_masker().add_mask(value)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -92,6 +109,7 @@ _FILTERED_LOGGERS = (
     "requests",
     "airflow_provider_schneider.http",
     "airflow_provider_schneider.auth",
+    "airflow_provider_schneider.transport",
 )
 _installed = False
 

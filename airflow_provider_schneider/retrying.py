@@ -1,9 +1,10 @@
 """Retry policy as a value: which failures are transient, how long to wait, when to give up.
 
 Shared by the token endpoint and API calls so both honour ``Retry-After`` and the same budget. The budget
-is two caps: ``max_attempts`` and ``max_total_wait`` (seconds spent *sleeping* between attempts). A retry
-whose wait would overrun the budget is not attempted: the call fails at once with the last error, so a
-dead gateway ends a task after a known time instead of hanging it.
+is two tenacity stops composed: ``stop_after_attempt(max_attempts) | wait budget``, the latter firing when
+the next sleep would push the total time spent *sleeping* past ``max_total_wait``. A retry whose wait would
+overrun the budget is not attempted: the call fails at once with the last error, so a dead gateway ends a
+task after a known time instead of hanging it. Back-off sleeps end early when the pull is cancelled.
 """
 
 from __future__ import annotations
@@ -15,44 +16,39 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-import requests
 import tenacity
 
+from airflow_provider_schneider.cancellation import cancellable_sleep
 from airflow_provider_schneider.settings import RetryPolicy
 
 T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
-#: Transport failures worth another try: refused/reset connections, timeouts, truncated bodies.
-TRANSIENT_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
-
 
 class TransientFailure(Exception):
     """Raised inside an attempt to ask for another one; carries the error to raise if none is left.
 
     ``status`` is the HTTP status that caused it (``None`` for transport failures); ``retry_after`` is the
-    server's ``Retry-After`` in seconds, when it sent one.
+    server's ``Retry-After`` in seconds, when it sent one; ``throttled`` means the server asked us to slow
+    down (429, a ``Retry-After``, or a gateway's rate-limit code whatever the status, e.g. a 500 spike arrest).
     """
 
     def __init__(
-        self, error: Exception, *, retry_after: float | None = None, reason: str = "", status: int | None = None
+        self,
+        error: Exception,
+        *,
+        retry_after: float | None = None,
+        reason: str = "",
+        status: int | None = None,
+        throttled: bool = False,
     ):
         super().__init__(reason or str(error))
         self.error = error
         self.retry_after = retry_after
         self.reason = reason or type(error).__name__
         self.status = status
-
-    @property
-    def throttled(self) -> bool:
-        """The server asked us to slow down (429, or any status with ``Retry-After``)."""
-        return self.status == 429 or self.retry_after is not None
+        self.throttled = throttled or status == 429 or retry_after is not None
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -96,7 +92,7 @@ def backoff_delay(policy: RetryPolicy, attempt_number: int, rng: Callable[[], fl
     return step / 2 + rng() * step / 2
 
 
-class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
+class wait_retry_after_or_backoff(tenacity.wait.wait_base):
     """Jittered exponential backoff, unless the server said how long to wait (then that, capped)."""
 
     def __init__(self, policy: RetryPolicy):
@@ -109,16 +105,14 @@ class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
         return backoff_delay(self.policy, retry_state.attempt_number)
 
 
-class _StopWhenBudgetSpent(tenacity.stop.stop_base):
-    """Stop when attempts are used up, or when the next sleep would push total sleeping past the cap."""
+class stop_when_wait_budget_spent(tenacity.stop.stop_base):
+    """Stop when the next sleep would push the total time slept past ``max_total_wait``."""
 
-    def __init__(self, policy: RetryPolicy):
-        self.policy = policy
+    def __init__(self, max_total_wait: float):
+        self.max_total_wait = max_total_wait
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        if retry_state.attempt_number >= self.policy.max_attempts:
-            return True
-        return retry_state.idle_for + (retry_state.upcoming_sleep or 0.0) > self.policy.max_total_wait
+        return retry_state.idle_for + (retry_state.upcoming_sleep or 0.0) > self.max_total_wait
 
 
 def _note_budget(error: Exception, attempts: int, slept: float, why: str) -> Exception:
@@ -165,25 +159,19 @@ def call_with_retries(
             reason,
         )
 
-    state_box: dict[str, tenacity.RetryCallState] = {}
-
-    def remember(state: tenacity.RetryCallState) -> None:
-        state_box["state"] = state
-
     retrying = tenacity.Retrying(
-        stop=_StopWhenBudgetSpent(policy),
-        wait=_WaitRetryAfterOrBackoff(policy),
+        stop=tenacity.stop_after_attempt(policy.max_attempts) | stop_when_wait_budget_spent(policy.max_total_wait),
+        wait=wait_retry_after_or_backoff(policy),
         retry=tenacity.retry_if_exception_type(TransientFailure),
         before_sleep=before_sleep,
-        after=remember,
+        sleep=cancellable_sleep,
         reraise=True,
     )
     try:
         return retrying(attempt)
     except TransientFailure as exhausted:
-        state = state_box.get("state")
-        attempts = state.attempt_number if state else 1
-        slept = state.idle_for if state else 0.0
+        attempts = int(retrying.statistics.get("attempt_number", 1))
+        slept = float(retrying.statistics.get("idle_for", 0.0))
         why = "attempts exhausted" if attempts >= policy.max_attempts else "retry wait budget exhausted"
         log.error("Giving up on %s after %d attempt(s) (%s): %s", describe, attempts, why, exhausted.reason)
         error = _note_budget(exhausted.error, attempts, slept, f"{why}, last failure {exhausted.reason}")
@@ -197,24 +185,3 @@ def no_retry(attempt: Callable[[], T]) -> T:
     except TransientFailure as failure:
         error = failure.error
     raise error from None
-
-
-def describe_transport_error(exc: BaseException) -> str:
-    """A short, secret-free name for a transport failure (the requests message may contain the URL)."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connect timeout"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return "read timeout"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "connection broken mid-body (truncated response)"
-    if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return "response body could not be decoded"
-    if isinstance(exc, requests.exceptions.SSLError):
-        if "certificate" in str(exc).lower():
-            return "TLS certificate verification failed (for a private CA set the connection's 'ca_bundle')"
-        return "TLS error"
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return "proxy error"
-    if isinstance(exc, requests.ConnectionError):
-        return "connection failed or was reset"
-    return type(exc).__name__

@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 
 VARIABLE_PREFIX = "schneider_token_cache_"
 _KDF_SALT = b"airflow-provider-schneider/token-cache/v1"
-#: Larger cache entries are not ours (a sealed JWT is a few KB); they are ignored without being decrypted.
-MAX_ENTRY_BYTES = 64 * 1024
+#: Largest sealed entry written and read (a sealed JWT is a few KB). A token whose entry would be larger is
+#: not cached (with a warning) rather than written and then never read back.
+MAX_ENTRY_BYTES = 256 * 1024
 #: A cached token claiming to stay valid longer than its lifetime (+ this slack) from now was written under
 #: a clock we cannot trust (clock stepped back, or another host's clock runs ahead): it is not used.
 CLOCK_SLACK = 60.0
@@ -88,8 +89,17 @@ class TokenCipher:
         #: Tells secrets apart in process memory without holding or revealing them.
         self.fingerprint = hashlib.sha256(b"fingerprint:" + derived).hexdigest()[:16]
 
-    def seal(self, token: Token) -> str:
-        return self._fernet.encrypt(json.dumps(token.to_json()).encode()).decode()
+    def seal(self, token: Token) -> str | None:
+        """The encrypted entry, or ``None`` (with a warning) when it would be too large to be read back."""
+        blob = self._fernet.encrypt(json.dumps(token.to_json()).encode()).decode()
+        if len(blob) > MAX_ENTRY_BYTES:
+            log.warning(
+                "Schneider token too large to cache (%d bytes sealed, limit %d): each process requests its own",
+                len(blob),
+                MAX_ENTRY_BYTES,
+            )
+            return None
+        return blob
 
     def open(self, blob: str | bytes | None) -> Token | None:
         """The token in ``blob``, or ``None`` if it is empty, corrupt, truncated or sealed with another key."""
@@ -163,6 +173,26 @@ class MemoryTier:
                 del _MEMORY[self._slot]
 
 
+def _check_private_directory(directory: Path) -> None:
+    """Refuse a cache directory someone else could redirect: the directory itself must not be a symlink and
+    must be ours; inside a world-writable folder (``/tmp``) no component may be a symlink or another user's."""
+    path = Path(os.path.abspath(directory))
+    leaf = os.lstat(path)
+    if stat.S_ISLNK(leaf.st_mode):
+        raise PermissionError(f"{path} is a symlink; point token_cache_dir at a real directory")
+    if leaf.st_uid != os.geteuid():
+        raise PermissionError(f"{path} belongs to another user (uid {leaf.st_uid})")
+    for component in [path, *path.parents][:-1]:
+        parent_mode = os.stat(component.parent).st_mode
+        if not parent_mode & stat.S_IWOTH:
+            continue
+        info = os.lstat(component)
+        if stat.S_ISLNK(info.st_mode):
+            raise PermissionError(f"{component} is a symlink inside world-writable {component.parent}")
+        if info.st_uid not in (os.geteuid(), 0):
+            raise PermissionError(f"{component} inside world-writable {component.parent} belongs to uid {info.st_uid}")
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "airflow-provider-schneider" / "tokens"
@@ -190,9 +220,8 @@ class FileTier:
         """The tier, or ``None`` (with a warning) when the directory cannot be made private and writable."""
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _check_private_directory(directory)
             info = os.stat(directory)
-            if info.st_uid != os.geteuid():
-                raise PermissionError(f"{directory} belongs to another user (uid {info.st_uid})")
             if stat.S_IMODE(info.st_mode) & 0o077:
                 os.chmod(directory, 0o700)
             if not os.access(directory, os.W_OK | os.X_OK):
@@ -204,16 +233,18 @@ class FileTier:
 
     def read(self) -> Token | None:
         self.unreadable = False
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:  # never follow a planted symlink, never block on a planted FIFO
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError:
             self.unreadable = True
             return None
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise IsADirectoryError("not a regular file")
             blob = os.read(fd, MAX_ENTRY_BYTES + 1)  # a regular file gives the whole (small) entry at once
-        except OSError:  # e.g. the path is a directory
+        except OSError:  # a directory, FIFO, device or socket where the entry belongs
             blob = b"?"
         finally:
             os.close(fd)
@@ -228,13 +259,17 @@ class FileTier:
             log.warning("Could not write Schneider token file cache %s: %s", self.path, exc)
             return
         try:
+            blob = self._cipher.seal(token)
+            if blob is None:
+                raise ValueError("entry too large")
             with os.fdopen(fd, "w") as handle:
-                handle.write(self._cipher.seal(token))
+                handle.write(blob)
             os.replace(tmp, self.path)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            log.warning("Could not write Schneider token file cache %s: %s", self.path, exc)
+            if isinstance(exc, OSError):
+                log.warning("Could not write Schneider token file cache %s: %s", self.path, exc)
 
     def discard(self, token: Token) -> None:
         """Call with :meth:`locked` held, so no peer can store a fresher token between compare and delete."""
@@ -250,7 +285,10 @@ class FileTier:
         slow token endpoint or Variable API): the caller then carries on without the lock rather than fail.
         """
         try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OSError(f"{self.lock_path} is not a regular file")
         except OSError as exc:
             log.warning("Schneider token cache lock %s unavailable: %s", self.lock_path, exc)
             yield False
@@ -343,11 +381,14 @@ class VariableTier:
     def write(self, token: Token) -> None:
         from airflow.sdk import Variable
 
+        blob = self._cipher.seal(token)
+        if blob is None:
+            return
         self._call(
             "write",
             lambda: Variable.set(
                 self.variable_key,
-                self._cipher.seal(token),
+                blob,
                 description="airflow-provider-schneider: encrypted OAuth token cache (safe to delete)",
             ),
         )
@@ -393,10 +434,6 @@ class TokenManager:
     def _lock(self) -> threading.Lock:
         """Looked up on use, so a forked child gets a fresh lock, never one a parent thread was holding."""
         return _process_lock(self.key.digest)
-
-    @property
-    def shared_tiers(self) -> list[CacheTier]:
-        return [t for t in (self.file, self.variable) if t is not None]
 
     def usable(self, token: Token | None, now: float | None = None) -> bool:
         """Fresh for at least the (capped) leeway, plausible under this host's clock, and not rejected."""

@@ -18,7 +18,7 @@ from airflow_provider_schneider.exceptions import (
     SchneiderTokenEndpointError,
 )
 from airflow_provider_schneider.hooks.schneider import SchneiderHook
-from tests.conftest import API_KEY, CLIENT_ID, CLIENT_SECRET
+from tests.conftest import API_KEY, CLIENT_ID, CLIENT_SECRET, only_profile
 
 ORDERS = "/v1/supply-chain/partner-order-status/orders/FR"
 
@@ -102,6 +102,7 @@ def test_both_client_auth_styles_work_against_the_gateway(schneider_conn, emulat
     assert emulator.stats()["token_requests_by_status"] == {"200": 1}
 
 
+@only_profile("default")  # these knobs shape the textbook dialect; the apigee one has its own test
 @pytest.mark.parametrize(
     ("knobs", "lifetime"),
     [
@@ -126,7 +127,6 @@ def test_token_response_parsed_liberally(schneider_conn, emulator, knobs, lifeti
         (b'{"token_type": "Bearer", "expires_in": 3600}', "application/json", "no 'access_token'"),
         (b'{"access_token": "abc", "expi', "application/json", "invalid JSON"),
         (b'["not", "an", "object"]', "application/json", "not an object"),
-        (b'{"access_token": "tok-abcdefgh", "token_type": "mac"}', "application/json", "unsupported token_type"),
     ],
 )
 def test_malformed_token_response_is_a_clear_error(schneider_conn, token_endpoint, body, content_type, expected):

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
 import requests
+from airflow.sdk import BaseHook
 
 from airflow_provider_schneider.auth import Token, request_token
+from airflow_provider_schneider.credentials import ApiKeyAuth, BearerTokenAuth
 from airflow_provider_schneider.exceptions import SchneiderError, SchneiderResponseError
-from airflow_provider_schneider.http import SchneiderHttpClient, build_session
+from airflow_provider_schneider.http import ApiAuth, SchneiderHttpClient, build_session
 from airflow_provider_schneider.pagination import Page, PageCounters, iter_pages, records_of
 from airflow_provider_schneider.redaction import redact, register_secret
 from airflow_provider_schneider.settings import (
@@ -22,11 +23,6 @@ from airflow_provider_schneider.settings import (
     settings_from_connection,
 )
 from airflow_provider_schneider.token_cache import TokenManager
-
-try:
-    from airflow.sdk import BaseHook
-except ImportError:  # pragma: no cover - Airflow 3.0
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
 
 
 class SchneiderHook(BaseHook):
@@ -66,29 +62,25 @@ class SchneiderHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """WTForms widgets built from the same ``conn-fields`` definitions (needs Flask-AppBuilder)."""
+        """WTForms widgets built from the same field declarations (needs Flask-AppBuilder); no defaults, so
+        an empty field keeps meaning "the provider's default"."""
         from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
         from flask_babel import lazy_gettext
         from wtforms import BooleanField, IntegerField, PasswordField, StringField
 
-        from airflow_provider_schneider.get_provider_info import CONN_FIELDS
+        from airflow_provider_schneider.connection_fields import FIELDS
 
         widgets: dict[str, Any] = {}
-        for name, spec in CONN_FIELDS.items():
-            schema, label = spec["schema"], lazy_gettext(spec["label"])
-            kind = schema["type"][0]
-            if schema.get("format") == "password":
-                widgets[name] = PasswordField(label, widget=BS3PasswordFieldWidget(), description=spec["description"])
-            elif kind == "boolean":
-                widgets[name] = BooleanField(label, default=schema.get("default"), description=spec["description"])
-            elif kind == "integer":
-                widgets[name] = IntegerField(
-                    label, widget=BS3TextFieldWidget(), default=schema.get("default"), description=spec["description"]
-                )
+        for spec in FIELDS:
+            label, description = lazy_gettext(spec.label), spec.description()
+            if spec.secret:
+                widgets[spec.name] = PasswordField(label, widget=BS3PasswordFieldWidget(), description=description)
+            elif spec.kind == "boolean":
+                widgets[spec.name] = BooleanField(label, description=description)
+            elif spec.kind == "integer":
+                widgets[spec.name] = IntegerField(label, widget=BS3TextFieldWidget(), description=description)
             else:
-                widgets[name] = StringField(
-                    label, widget=BS3TextFieldWidget(), default=schema.get("default"), description=spec["description"]
-                )
+                widgets[spec.name] = StringField(label, widget=BS3TextFieldWidget(), description=description)
         return widgets
 
     # -- wiring -------------------------------------------------------------------------------------------
@@ -98,8 +90,6 @@ class SchneiderHook(BaseHook):
         conn = self.get_connection(self.schneider_conn_id)
         settings = settings_from_connection(conn, overrides=self.overrides)
         register_secret(*settings.secrets)
-        if settings.client_id and settings.client_secret:
-            register_secret(base64.b64encode(f"{settings.client_id}:{settings.client_secret}".encode()).decode())
         return settings
 
     @cached_property
@@ -113,15 +103,16 @@ class SchneiderHook(BaseHook):
             return None
         return TokenManager(self.settings, fetch=lambda: request_token(self.settings, self._session))
 
+    def _auth(self, get_token: Callable[[], Token] | None = None) -> ApiAuth:
+        if self.settings.api_key:
+            return ApiKeyAuth(self.settings.api_key)
+        manager = self.token_manager
+        assert manager is not None
+        return BearerTokenAuth(get_token or manager.get_token, manager.invalidate)
+
     @cached_property
     def client(self) -> SchneiderHttpClient:
-        manager = self.token_manager
-        return SchneiderHttpClient(
-            self.settings,
-            get_token=manager.get_token if manager else None,
-            invalidate_token=manager.invalidate if manager else None,
-            session=self._session,
-        )
+        return SchneiderHttpClient(self.settings, auth=self._auth(), session=self._session)
 
     # -- public API ---------------------------------------------------------------------------------------
 
@@ -163,12 +154,14 @@ class SchneiderHook(BaseHook):
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
+        records_field: str | None = None,
         page_size: int | None = None,
         max_concurrency: int | None = None,
         page_param: str = "page",
         page_size_param: str = "page-size",
     ) -> Iterator[Page]:
-        """Pages with their counters; see :meth:`iter_pages`."""
+        """Every page of a page-number paginated GET, in order, stopping on ``totalNumberOfPages`` after
+        checking it against ``totalNumberOfRecords`` (given ``records_field``, the records are counted too)."""
         size = page_size or self.settings.page_size
         concurrency = min(max_concurrency or self.settings.max_concurrency, MAX_CONCURRENCY_CAP)
         base = {k: v for k, v in (params or {}).items() if k not in (page_param, page_size_param)}
@@ -177,12 +170,12 @@ class SchneiderHook(BaseHook):
             query = {**base, page_param: number, page_size_param: size}
             return self.client.request("GET", path, params=query, page=number)
 
-        return iter_pages(fetch, counters=PageCounters(self._page_error(path)), max_concurrency=concurrency)
-
-    def iter_pages(self, path: str, *, params: Mapping[str, Any] | None = None, **kwargs: Any) -> Iterator[dict]:
-        """Every page body of a page-number paginated GET, in order, stopping on ``totalNumberOfPages``."""
-        for page in self.iter_page_objects(path, params=params, **kwargs):
-            yield page.body
+        return iter_pages(
+            fetch,
+            counters=PageCounters(self._page_error(path), records_field),
+            max_concurrency=concurrency,
+            max_pages=self.settings.max_pages,
+        )
 
     def iter_records(
         self,
@@ -198,7 +191,7 @@ class SchneiderHook(BaseHook):
         ``on_page`` is called once per page as it arrives (operators count pages with it).
         """
         error = self._page_error(path)
-        for page in self.iter_page_objects(path, params=params, **kwargs):
+        for page in self.iter_page_objects(path, params=params, records_field=records_field, **kwargs):
             if on_page is not None:
                 on_page(page)
             yield from records_of(page, records_field, error)
@@ -211,7 +204,7 @@ class SchneiderHook(BaseHook):
             if self.token_manager is not None:
                 token: Token = request_token(settings, self._session)
                 message = f"Token endpoint {settings.token_url} issued a token valid for {token.lifetime:.0f}s"
-                client = SchneiderHttpClient(settings, get_token=lambda: token, session=self._session)
+                client = SchneiderHttpClient(settings, auth=self._auth(lambda: token), session=self._session)
             else:
                 message = "API key configured (no token endpoint in API-key mode)"
             test_path = (self.get_connection(self.schneider_conn_id).extra_dejson or {}).get("test_path")
