@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import requests
 
+from airflow_provider_schneider import metrics
 from airflow_provider_schneider.exceptions import (
     SchneiderApiError,
     SchneiderConfigError,
@@ -154,8 +155,10 @@ class SchneiderHttpClient:
     def _note_wait(self, seconds: float, failure: TransientFailure) -> None:
         """A throttle (429, ``Retry-After``, a rate-limit code) pauses every thread of this client, not just the
         throttled one; a plain 5xx or network failure only delays its own retry."""
+        metrics.incr("http.retries")
         if not failure.throttled:
             return
+        metrics.incr("http.throttled")
         with self._pause_lock:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
@@ -192,6 +195,7 @@ class SchneiderHttpClient:
             except BodyTooLarge as exc:
                 raise self._error(SchneiderResponseError, str(exc), method, path, page=page) from None
         log.debug("%s %s -> HTTP %s in %.0f ms", method, path, answer.status, answer.elapsed * 1e3)
+        metrics.http_request(answer.status, answer.elapsed)
         return answer
 
     def _fields(self, answer: Exchange) -> ErrorFields:

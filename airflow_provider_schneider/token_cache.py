@@ -1,137 +1,72 @@
 """Token reuse across task runs, processes and workers: one token request per credential per lifetime.
 
-Tiers, cheapest first: process memory -> host file cache (shared by a worker's processes) -> cluster cache
-(an Airflow Variable, shared by every worker through the Task SDK) -> token endpoint.
+Tiers, cheapest first (:mod:`token_tiers`): process memory -> host file cache (shared by a worker's
+processes) -> cluster cache (an Airflow Variable, shared by every worker through the Task SDK) -> token
+endpoint.
 
 Single flight: threads of a process take a process lock; processes of a host take an ``flock`` on the
 cache directory's lock file and re-check the file after getting it, so N processes finding the token stale
 at once cause one request. Only the lock holder reads the Variable (the cluster tier is re-read right
 before a refresh), which keeps duplicate refreshes across hosts rare and Variable traffic to one read per
 host and token lifetime.
-
-Shared tiers hold only ciphertext: Fernet with a key derived (HKDF-SHA256) from the client secret and the
-cache key, so an entry is useless without the secret, and rotating the secret orphans old entries by
-itself. Anything unreadable (corrupt, truncated, foreign, implausible) is a miss and gets overwritten.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import fcntl
-import hashlib
-import json
 import logging
 import math
 import os
 import random
-import stat
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+from airflow_provider_schneider import metrics
 from airflow_provider_schneider.auth import Token
 from airflow_provider_schneider.settings import SchneiderSettings
+from airflow_provider_schneider.token_tiers import (
+    _MEMORY,
+    MAX_ENTRY_BYTES,
+    VARIABLE_PREFIX,
+    CacheKey,
+    CacheTier,
+    FileTier,
+    MemoryTier,
+    TokenCipher,
+    VariableTier,
+    _same,
+    default_cache_dir,
+    in_task_context,
+    token_id,
+)
+
+__all__ = [
+    "MAX_ENTRY_BYTES",
+    "VARIABLE_PREFIX",
+    "_MEMORY",
+    "CacheKey",
+    "FileTier",
+    "MemoryTier",
+    "TokenCipher",
+    "TokenManager",
+    "VariableTier",
+    "in_task_context",
+    "token_id",
+]
 
 log = logging.getLogger(__name__)
 
-VARIABLE_PREFIX = "schneider_token_cache_"
-_KDF_SALT = b"airflow-provider-schneider/token-cache/v1"
-#: Largest sealed entry written and read (a sealed JWT is a few KB). A token whose entry would be larger is
-#: not cached (with a warning) rather than written and then never read back.
-MAX_ENTRY_BYTES = 256 * 1024
 #: A cached token claiming to stay valid longer than its lifetime (+ this slack) from now was written under
 #: a clock we cannot trust (clock stepped back, or another host's clock runs ahead): it is not used.
 CLOCK_SLACK = 60.0
 #: How many rejected (HTTP 401) tokens a process remembers per credential.
 _REJECTED_KEEP = 32
 
-
-@dataclass(frozen=True)
-class CacheKey:
-    """Identity of a token: token URL + client id + scope. Same credentials share; others never do."""
-
-    token_url: str
-    client_id: str
-    scope: str
-
-    @property
-    def digest(self) -> str:
-        raw = "\n".join((self.token_url, self.client_id, self.scope)).encode()
-        return hashlib.sha256(raw).hexdigest()[:32]
-
-    @classmethod
-    def for_settings(cls, settings: SchneiderSettings) -> CacheKey:
-        return cls(settings.token_url, settings.client_id or "", settings.scope or "")
-
-
-def token_id(token: Token) -> str:
-    """A stable, non-reversible name for a token (to compare and remember tokens without keeping them)."""
-    return hashlib.sha256(token.access_token.encode()).hexdigest()[:32]
-
-
-class TokenCipher:
-    """Authenticated encryption of cache entries, keyed by the client secret and the cache key."""
-
-    def __init__(self, client_secret: str, key: CacheKey):
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=_KDF_SALT, info=key.digest.encode()).derive(
-            client_secret.encode()
-        )
-        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
-        #: Tells secrets apart in process memory without holding or revealing them.
-        self.fingerprint = hashlib.sha256(b"fingerprint:" + derived).hexdigest()[:16]
-
-    def seal(self, token: Token) -> str | None:
-        """The encrypted entry, or ``None`` (with a warning) when it would be too large to be read back."""
-        blob = self._fernet.encrypt(json.dumps(token.to_json()).encode()).decode()
-        if len(blob) > MAX_ENTRY_BYTES:
-            log.warning(
-                "Schneider token too large to cache (%d bytes sealed, limit %d): each process requests its own",
-                len(blob),
-                MAX_ENTRY_BYTES,
-            )
-            return None
-        return blob
-
-    def open(self, blob: str | bytes | None) -> Token | None:
-        """The token in ``blob``, or ``None`` if it is empty, corrupt, truncated or sealed with another key."""
-        if not blob or len(blob) > MAX_ENTRY_BYTES:
-            return None
-        try:
-            data = json.loads(self._fernet.decrypt(blob.encode() if isinstance(blob, str) else blob))
-        except (InvalidToken, ValueError, TypeError):
-            return None
-        return Token.from_json(data)
-
-
-class CacheTier(Protocol):
-    name: str
-
-    def read(self) -> Token | None: ...
-
-    def write(self, token: Token) -> None: ...
-
-    def discard(self, token: Token) -> None:
-        """Remove the entry only if it still holds ``token`` (a fresher one stored meanwhile is kept)."""
-
-
-def _same(a: Token | None, b: Token | None) -> bool:
-    return a is not None and b is not None and a.access_token == b.access_token
-
-
 # -- process-wide state -------------------------------------------------------------------------------------
 
 _GUARD = threading.Lock()
-#: Memory tier: ``"{cache key digest}/{secret fingerprint}"`` -> token (a rotated secret never sees it).
-_MEMORY: dict[str, Token] = {}
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
 #: Per cache key, ids of tokens the gateway answered 401 to: never handed out again by this process, even
 #: if a shared tier still (or again) holds them, unless the token endpoint issues them anew.
@@ -153,253 +88,6 @@ def _reset_locks_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
-class MemoryTier:
-    """Process-wide: every hook instance in this process shares the token."""
-
-    name = "memory"
-
-    def __init__(self, key: CacheKey, cipher: TokenCipher):
-        self._slot = f"{key.digest}/{cipher.fingerprint}"
-
-    def read(self) -> Token | None:
-        return _MEMORY.get(self._slot)
-
-    def write(self, token: Token) -> None:
-        _MEMORY[self._slot] = token
-
-    def discard(self, token: Token) -> None:
-        with _GUARD:
-            if _same(_MEMORY.get(self._slot), token):
-                del _MEMORY[self._slot]
-
-
-def _check_private_directory(directory: Path) -> None:
-    """Refuse a cache directory someone else could redirect: the directory itself must not be a symlink and
-    must be ours; inside a world-writable folder (``/tmp``) no component may be a symlink or another user's."""
-    path = Path(os.path.abspath(directory))
-    leaf = os.lstat(path)
-    if stat.S_ISLNK(leaf.st_mode):
-        raise PermissionError(f"{path} is a symlink; point token_cache_dir at a real directory")
-    if leaf.st_uid != os.geteuid():
-        raise PermissionError(f"{path} belongs to another user (uid {leaf.st_uid})")
-    for component in [path, *path.parents][:-1]:
-        parent_mode = os.stat(component.parent).st_mode
-        if not parent_mode & stat.S_IWOTH:
-            continue
-        info = os.lstat(component)
-        if stat.S_ISLNK(info.st_mode):
-            raise PermissionError(f"{component} is a symlink inside world-writable {component.parent}")
-        if info.st_uid not in (os.geteuid(), 0):
-            raise PermissionError(f"{component} inside world-writable {component.parent} belongs to uid {info.st_uid}")
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "airflow-provider-schneider" / "tokens"
-
-
-class FileTier:
-    """One encrypted file per credential on this host (0600, in a 0700 directory), replaced atomically.
-
-    ``locked()`` is the host-wide refresh lock (``flock`` on a sibling ``.lock`` file). Needs a local
-    file system: ``flock`` is not reliable on every network file system.
-    """
-
-    name = "file"
-
-    def __init__(self, directory: Path, key: CacheKey, cipher: TokenCipher):
-        self.directory = directory
-        self.path = directory / f"{key.digest}.token"
-        self.lock_path = directory / f"{key.digest}.lock"
-        self._cipher = cipher
-        #: The last read found an entry it could not use (corrupt, truncated, foreign key or rotated secret).
-        self.unreadable = False
-
-    @classmethod
-    def create(cls, directory: Path, key: CacheKey, cipher: TokenCipher) -> FileTier | None:
-        """The tier, or ``None`` (with a warning) when the directory cannot be made private and writable."""
-        try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _check_private_directory(directory)
-            info = os.stat(directory)
-            if stat.S_IMODE(info.st_mode) & 0o077:
-                os.chmod(directory, 0o700)
-            if not os.access(directory, os.W_OK | os.X_OK):
-                raise PermissionError(f"{directory} is not writable")
-        except OSError as exc:
-            log.warning("Schneider token file cache disabled: %s", exc)
-            return None
-        return cls(directory, key, cipher)
-
-    def read(self) -> Token | None:
-        self.unreadable = False
-        try:  # never follow a planted symlink, never block on a planted FIFO
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except FileNotFoundError:
-            return None
-        except OSError:
-            self.unreadable = True
-            return None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise IsADirectoryError("not a regular file")
-            blob = os.read(fd, MAX_ENTRY_BYTES + 1)  # a regular file gives the whole (small) entry at once
-        except OSError:  # a directory, FIFO, device or socket where the entry belongs
-            blob = b"?"
-        finally:
-            os.close(fd)
-        token = self._cipher.open(blob)
-        self.unreadable = token is None and bool(blob)
-        return token
-
-    def write(self, token: Token) -> None:
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".token")  # created 0600
-        except OSError as exc:
-            log.warning("Could not write Schneider token file cache %s: %s", self.path, exc)
-            return
-        try:
-            blob = self._cipher.seal(token)
-            if blob is None:
-                raise ValueError("entry too large")
-            with os.fdopen(fd, "w") as handle:
-                handle.write(blob)
-            os.replace(tmp, self.path)
-        except (OSError, ValueError) as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if isinstance(exc, OSError):
-                log.warning("Could not write Schneider token file cache %s: %s", self.path, exc)
-
-    def discard(self, token: Token) -> None:
-        """Call with :meth:`locked` held, so no peer can store a fresher token between compare and delete."""
-        if _same(self.read(), token):
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-
-    @contextlib.contextmanager
-    def locked(self, timeout: float) -> Iterator[bool]:
-        """Hold the host-wide refresh lock; yields ``False`` if it could not be had within ``timeout``.
-
-        The kernel drops an ``flock`` when its holder dies, so a timeout means a live peer is stuck (on a
-        slow token endpoint or Variable API): the caller then carries on without the lock rather than fail.
-        """
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                os.close(fd)
-                raise OSError(f"{self.lock_path} is not a regular file")
-        except OSError as exc:
-            log.warning("Schneider token cache lock %s unavailable: %s", self.lock_path, exc)
-            yield False
-            return
-        try:
-            deadline = time.monotonic() + timeout
-            delay = 0.005
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        log.warning(
-                            "Waited %.0fs for another process to refresh the Schneider token (lock %s); "
-                            "continuing without the lock",
-                            timeout,
-                            self.lock_path,
-                        )
-                        yield False
-                        return
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.05)
-            try:
-                yield True
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
-
-
-def in_task_context() -> bool:
-    """True where the Task SDK can reach the API server (a running task, ``dag.test()``, a triggerer)."""
-    try:
-        from airflow.sdk.execution_time import task_runner
-    except ImportError:  # pragma: no cover - Task SDK missing
-        return False
-    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
-
-
-class VariableTier:
-    """Cluster-wide through an Airflow Variable (Task SDK), so every worker host reuses one token.
-
-    Used only inside a running task: elsewhere (a plain script, the scheduler, a DAG file) Variable writes
-    have no channel, so the tier stays off and the other tiers carry on. Inside a task, the first failing
-    call turns it off for this process (a cache must never break a pull); a slow Variable API only delays
-    the one process per host that holds the refresh lock, and only once per token lifetime.
-
-    The Variable API has no compare-and-swap: ``discard`` reads, compares, then deletes, so a peer's write
-    landing in between can be lost. The worst case is one extra token request, never a wrong token.
-    """
-
-    name = "variable"
-
-    def __init__(self, key: CacheKey, cipher: TokenCipher):
-        self.variable_key = f"{VARIABLE_PREFIX}{key.digest}"
-        self._cipher = cipher
-        self.unavailable_reason: str | None = None
-        self.unreadable = False
-
-    def status(self) -> str | None:
-        """``None`` when usable, else why not (shown in the token-request log line)."""
-        if self.unavailable_reason is not None:
-            return self.unavailable_reason
-        return None if in_task_context() else "outside a task"
-
-    def _call(self, action: str, fn: Callable[[], object]) -> object:
-        if self.status() is not None:
-            return None
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - a cache must never break a pull
-            self.unavailable_reason = f"{action} failed: {type(exc).__name__}"
-            log.warning(
-                "Schneider token cluster cache (Airflow Variable %s) off for this process: %s failed (%s)",
-                self.variable_key,
-                action,
-                type(exc).__name__,
-            )
-            return None
-
-    def read(self) -> Token | None:
-        from airflow.sdk import Variable
-
-        blob = self._call("read", lambda: Variable.get(self.variable_key, default=None))
-        token = self._cipher.open(blob) if isinstance(blob, str) else None
-        self.unreadable = token is None and bool(blob)
-        return token
-
-    def write(self, token: Token) -> None:
-        from airflow.sdk import Variable
-
-        blob = self._cipher.seal(token)
-        if blob is None:
-            return
-        self._call(
-            "write",
-            lambda: Variable.set(
-                self.variable_key,
-                blob,
-                description="airflow-provider-schneider: encrypted OAuth token cache (safe to delete)",
-            ),
-        )
-
-    def discard(self, token: Token) -> None:
-        from airflow.sdk import Variable
-
-        if _same(self.read(), token):
-            self._call("delete", lambda: Variable.delete(self.variable_key))
-
-
 class TokenManager:
     """Hands out a usable token from the cheapest tier that has one; refreshes one at a time.
 
@@ -419,6 +107,9 @@ class TokenManager:
         self.token_requests = 0
         self.last_source: str | None = None
         self._rejected_since_refresh = False
+        #: Tiers that held a token this manager saw rejected (and removed): said so in the next refresh note.
+        self._discarded_from: set[str] = set()
+        self._announced = False
         # Each process renews at its own random point inside [leeway, leeway * (1 + spread)]: workers that
         # started in a burst then do not all renew at the same instant, so the first renewal reaches the
         # other hosts through the cluster tier before they would ask the endpoint themselves.
@@ -480,6 +171,7 @@ class TokenManager:
                 for tier in (self.variable, self.file, self.memory):  # widest first: less to re-promote
                     if tier is not None:
                         tier.discard(token)
+                        self._discarded_from.add(tier.name)
 
     # -- internals ----------------------------------------------------------------------------------------
 
@@ -503,22 +195,38 @@ class TokenManager:
                 if cheaper is not None:
                     cheaper.write(token)  # type: ignore[arg-type]
             self.last_source = tier.name
-            log.debug(
-                "Reusing the Schneider token of connection '%s' from the %s cache", self.settings.conn_id, tier.name
+            metrics.token_reused(tier.name)
+            self._announce(
+                f"Using the Schneider token of connection '{self.settings.conn_id}' from the {tier.name} cache",
+                token,
             )
             return token
         if token is None:
-            unreadable = getattr(tier, "unreadable", False)
-            notes.append(f"{tier.name} ({'unreadable: corrupt, foreign or other secret' if unreadable else 'empty'})")
+            if getattr(tier, "unreadable", False):
+                why = "unreadable: corrupt, foreign or other secret"
+            elif tier.name in self._discarded_from:
+                why = "its token was rejected with HTTP 401 and removed"
+            else:
+                why = "empty"
+            notes.append(f"{tier.name} ({why})")
         elif token_id(token) in self._rejected:
             notes.append(f"{tier.name} (rejected by the API)")
         else:
             notes.append(f"{tier.name} (expiring)")
         return None
 
+    def _announce(self, message: str, token: Token) -> None:
+        """One INFO line per manager (so per task) on where its token came from; DEBUG after that."""
+        level = logging.DEBUG if self._announced else logging.INFO
+        self._announced = True
+        log.log(level, "%s; valid until %s UTC", message, time.strftime("%H:%M:%S", time.gmtime(token.expires_at)))
+
     def _refresh(self, notes: list[str]) -> Token:
         token = self._fetch()
         self.token_requests += 1
+        metrics.incr("token.requests")
+        self._discarded_from.clear()
+        self._announced = True
         with _GUARD:  # the endpoint is authoritative: a re-issued token is good again
             self._rejected.pop(token_id(token), None)
         for tier in (self.memory, self.file, self.variable):
