@@ -162,3 +162,50 @@ def test_connection_type_registered_with_form_fields():
     assert widgets["extra__schneider__environment"].field["schema"]["enum"][-1] == "production"
     assert widgets["extra__schneider__api_key"].is_sensitive
     assert manager.field_behaviours["schneider"]["relabeling"] == relabeling
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "problem"),
+    [
+        ({"extra": {"max_concurrency": "inf"}}, "max_concurrency", "finite"),
+        ({"extra": {"retry_max_attempts": "inf"}}, "retry_max_attempts", "finite"),
+        ({"extra": {"page_size": 1e300}}, "page_size", "<= 10000"),
+        ({"extra": {"timeout": "inf"}}, "timeout", "finite"),
+        ({"extra": {"timeout": "nan"}}, "timeout", "finite"),
+        ({"extra": {"attempt_timeout": "-1"}}, "attempt_timeout", ">= 0.001"),
+        ({"extra": {"token_refresh_spread": 5}}, "token_refresh_spread", "<= 1"),
+        ({"extra": {"max_response_bytes": "2048.5"}}, "max_response_bytes", "whole number"),
+        ({"host": "api.example.com", "port": 99999}, "port", "1..65535"),
+        ({"host": "api.example.com", "port": "abc"}, "port", "whole number"),
+        ({"host": "api.example.com", "port": -1}, "port", "1..65535"),
+        ({"host": "https://api.example.com:99999"}, "host", "bad port"),
+        ({"host": "https://api.example.com/api?x=1#frag"}, "host", "query string or fragment"),
+        ({"host": "https://api.example.com/api?"}, "host", "query string or fragment"),
+        ({"extra": {"token_url": "https://sso.example.com/token#x"}}, "token_url", "query string or fragment"),
+        ({"host": f"ftp://user:{SECRET}@files.example.com"}, "host", "credentials"),
+        ({"host": f"https://user:{SECRET}@api.example.com"}, "host", "credentials"),
+    ],
+)
+def test_hostile_connection_input_is_a_clear_error(kwargs, field, problem):
+    with pytest.raises(SchneiderConfigError) as info:
+        settings_from_connection(make_conn(**kwargs))
+    text = str(info.value)
+    assert "'sch_test'" in text and f"'{field}'" in text and problem in text
+    assert SECRET not in text
+
+
+def test_attempt_deadline_defaults_from_the_timeouts_and_can_be_set():
+    derived = settings_from_connection(make_conn(extra={"timeout": 5, "connect_timeout": 2}))
+    assert derived.attempt_timeout == 12
+    assert settings_from_connection(make_conn(extra={"attempt_timeout": "30"})).attempt_timeout == 30.0
+
+
+def test_saved_form_fields_carry_no_default():
+    """An empty form field means "the provider's default": no literal is frozen into a saved connection."""
+    from airflow_provider_schneider.get_provider_info import CONN_FIELDS
+
+    assert all("default" not in spec["schema"] for spec in CONN_FIELDS.values())
+    assert "Empty = 60." in CONN_FIELDS["timeout"]["description"]
+    assert {"token_refresh_spread", "token_wait_timeout", "retry_backoff_initial", "retry_backoff_max"} <= set(
+        CONN_FIELDS
+    )
