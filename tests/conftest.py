@@ -34,6 +34,9 @@ os.environ.pop("AIRFLOW_CONN_SCHNEIDER_DEFAULT", None)
 
 from airflow_provider_schneider.emulator.client import EmulatorClient, EmulatorProcess  # noqa: E402
 
+#: Every test that talks to the emulator runs once per gateway dialect: the textbook one and the one
+#: Apigee-style gateways speak (string-typed token answers, ``fault`` errors, throttles sent as 500).
+EMULATOR_PROFILES = tuple(os.environ.get("SCHNEIDER_EMULATOR_PROFILES", "default,apigee").split(","))
 CLIENT_ID = "demo-client"
 CLIENT_SECRET = "demo-secret"
 API_KEY = "demo-api-key"
@@ -55,11 +58,24 @@ def emulator_process():
         yield process
 
 
+@pytest.fixture(params=EMULATOR_PROFILES)
+def emulator_profile(request) -> str:
+    return request.param
+
+
+def only_profile(name: str):
+    """For a test of one dialect's knobs (e.g. the default profile's ``token_type_style``)."""
+    return pytest.mark.parametrize("emulator_profile", [name])
+
+
 @pytest.fixture
-def emulator(emulator_process) -> EmulatorClient:
-    """The emulator, reset to its startup state (counters, faults, tokens, knobs) for each test."""
+def emulator(emulator_process, emulator_profile) -> EmulatorClient:
+    """The emulator, reset to its startup state (counters, faults, tokens, knobs) for each test, speaking
+    the dialect of ``emulator_profile``."""
     client = emulator_process.client
     client.reset()
+    if emulator_profile != "default":
+        client.configure(profile=emulator_profile)
     return client
 
 
