@@ -12,9 +12,9 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from airflow_provider_schneider.operators.catalog import SchneiderProductCatalogOperator
 from airflow_provider_schneider.operators.products import (
     SchneiderProductAvailabilityOperator,
-    SchneiderProductCatalogOperator,
     SchneiderStockLevelOperator,
 )
 

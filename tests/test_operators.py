@@ -31,6 +31,7 @@ from airflow_provider_schneider.operators.products import (
     SchneiderProductCatalogOperator,
     SchneiderStockLevelOperator,
 )
+from airflow_provider_schneider.operators.pull import PullStats
 from airflow_provider_schneider.resources import RESOURCES, get_resource, path_segment
 from airflow_provider_schneider.sinks import read_jsonl
 from tests.operators_support import context, local, partials, sha256
@@ -85,6 +86,9 @@ print(json.dumps({"added": added, "all": sorted(sys.modules)}))
         "airflow_provider_schneider.operators.api",
         "airflow_provider_schneider.operators.orders",
         "airflow_provider_schneider.operators.products",
+        "airflow_provider_schneider.operators.catalog",
+        "airflow_provider_schneider.operators.pull",
+        "airflow_provider_schneider.operators.references",
     }, ours
 
 
@@ -336,7 +340,8 @@ def test_catalog_delta_is_bounded_to_the_interval(emulator, schneider_conn):
     day = [dt.date(2026, 11, 4), dt.date(2026, 11, 5)]
     assert records == data.delta(SEED, day[0], day[1], "all", 500)
     everything = data.delta(SEED, day[0], TODAY, "all", 500)
-    assert op.filtered_out == len(everything) - len(records) > 0  # the API sent more; the interval kept its own
+    # the API sent more; the interval kept its own
+    assert op.last_pull.stats.filtered_out == len(everything) - len(records) > 0
 
 
 def test_catalog_delta_change_type_and_full_scope(emulator, schneider_conn):
@@ -418,7 +423,7 @@ def test_stock_bulk_variant_posts_chunks(emulator, schneider_conn):
     records = op.execute(context())
     assert [r["productReference"] for r in records] == refs[:5]
     assert [r["stockLevels"] for r in records] == [data.stock_levels(SEED, i, TODAY) for i in range(5)]
-    assert op.not_found == ["NOPE"] and op.calls == 3
+    assert op.last_pull.stats.not_found == ["NOPE"] and op.last_pull.manifest["calls"] == 3
 
 
 def test_availability_per_product_with_item_overrides(emulator, schneider_conn):
@@ -473,7 +478,7 @@ def test_pull_streams_pages_instead_of_collecting_them(emulator, schneider_conn)
     op = SchneiderOrderStatusOperator(task_id="lazy", country="FR")
     hook = op.get_hook()
     try:
-        records = op.iter_records(hook, context())
+        records = op.iter_records(hook, op.prepare(context(), hook), PullStats())
         first_eleven = [next(records) for _ in range(11)]  # page 1 (10 records) and the first of page 2
         records.close()
     finally:

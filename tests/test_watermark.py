@@ -228,7 +228,8 @@ def test_without_accessors_the_interval_and_then_the_run_date_bound_the_pull(emu
 
     op = SchneiderProductCatalogOperator(task_id="inc", **ids, incremental=True, return_records=True)
     assert op.execute(context("2026-11-04", "2026-11-05")) == changes("2026-11-04", "2026-11-05")
-    assert (op.window.basis, op.window.source, op.window.watermark) == ("fallback", "none", day("2026-11-05"))
+    window = op.last_pull.plan.window
+    assert (window.basis, window.source, window.watermark) == ("fallback", "none", day("2026-11-05"))
 
     # A manual run without data interval (Airflow 3 trigger without logical date): the day before the run.
     manual = {"ti": SimpleNamespace(map_index=-1), "run_id": "manual__x"}

@@ -9,12 +9,12 @@ _WHERE = {
     "SchneiderBaseOperator": "base",
     "SchneiderApiOperator": "api",
     "SchneiderOrderStatusOperator": "orders",
-    "SchneiderProductCatalogOperator": "products",
+    "SchneiderProductCatalogOperator": "catalog",
     "SchneiderStockLevelOperator": "products",
     "SchneiderProductAvailabilityOperator": "products",
     "SchneiderNetPriceOperator": "products",
-    "DELTA_SINCE_INTERVAL_START": "products",
-    "CHANGED_BEFORE_INTERVAL_END": "products",
+    "DELTA_SINCE_INTERVAL_START": "catalog",
+    "CHANGED_BEFORE_INTERVAL_END": "catalog",
 }
 __all__ = sorted(_WHERE)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators.base import SchneiderBaseOperator
+from airflow_provider_schneider.operators.pull import Call, PullPlan, PullStats, frozen
 from airflow_provider_schneider.resources import PAGE_NUMBER, PathSubstitution, Resource, get_resource
 from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
@@ -122,77 +123,63 @@ class SchneiderApiOperator(SchneiderBaseOperator):
     def default_asset(self) -> Any:
         return self.asset_for(self.resource, self.endpoint, self.path_params, self.query, self.schneider_conn_id)
 
-    # -- request shape (after templating) -----------------------------------------------------------------
+    # -- the plan (after templating) ----------------------------------------------------------------------
 
-    def resolved_path(self) -> str:
+    def checked_params(self, query: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Rendered path parameters and ``query`` (default: the operator's), checked and normalised
+        (subclasses add the API's rules); copies, so the arguments stay as rendered for a next ``execute``."""
+        query = dict(self.query if query is None else query)
+        if self.catalog_entry and not self.endpoint:
+            self.catalog_entry.check_params(query)
+        return dict(self.path_params), query
+
+    def render_path(self, path_params: Mapping[str, Any]) -> str:
         if self.endpoint:
             template = Resource(self.task_id, str(self.endpoint), self.records_field)
-            return template.render_path(self.path_params, self.path_substitutions)
+            return template.render_path(path_params, self.path_substitutions)
         assert self.catalog_entry is not None
-        return self.catalog_entry.render_path(self.path_params, self.path_substitutions)
-
-    def prepare(self) -> None:
-        """Check and normalise the rendered arguments before the first call (subclasses add API rules)."""
-        if self.catalog_entry and not self.endpoint:
-            self.catalog_entry.check_params(self.query)
+        return self.catalog_entry.render_path(path_params, self.path_substitutions)
 
     def effective_page_size(self, hook: SchneiderHook) -> int:
         size = int(self.page_size or hook.settings.page_size)
         return self.catalog_entry.page_size(size) if self.catalog_entry else size
 
+    def plan_fields(self, hook: SchneiderHook, path: str, query: Mapping[str, Any]) -> dict[str, Any]:
+        """A :class:`PullPlan`'s fields for ``path`` and ``query``: page-number pages, or one call."""
+        fields: dict[str, Any] = {
+            "resource": self.resource,
+            "path": path,
+            "query": frozen(query),
+            "records_field": self.records_field,
+            "method": self.method,
+        }
+        if self.paginate:
+            return {**fields, "paginate": True, "page_size": self.effective_page_size(hook)}
+        retry = True if self.retry_writes else None
+        return {**fields, "calls": (Call(self.method, path, fields["query"], self.json_body, retry),)}
+
+    def prepare(self, context: Context, hook: SchneiderHook) -> PullPlan:
+        path_params, query = self.checked_params()
+        return PullPlan(**self.plan_fields(hook, self.render_path(path_params), query))
+
     # -- pulling ------------------------------------------------------------------------------------------
 
-    def iter_records(self, hook: SchneiderHook, context: Context) -> Iterator[Any]:
-        self.prepare()
-        path = self.resolved_path()
-        if self.paginate:
-            yield from self._iter_paged(hook, path)
-            return
-        body = hook.request(
-            self.method, path, params=self.query, json=self.json_body, retry=True if self.retry_writes else None
-        )
-        self.pages += 1
-        yield from self.records_from_body(body)
-
-    def _iter_paged(self, hook: SchneiderHook, path: str) -> Iterator[Any]:
-        def count_page(_page: Any) -> None:
-            self.pages += 1
-
-        yield from hook.iter_records(
-            path,
-            records_field=self.records_field,  # type: ignore[arg-type]
-            params=self.query,
-            page_size=self.effective_page_size(hook),
-            on_page=count_page,
-        )
-
-    def records_from_body(self, body: Any) -> Iterator[Any]:
+    def records_of_response(self, plan: PullPlan, call: Call, body: Any, stats: PullStats) -> list[Any]:
         """Records of a single answer: the ``records_field`` list, the answer itself, or its items."""
         from airflow_provider_schneider.pagination import dig
 
         if body is None:
-            return
+            return []
         if self.records_field is None:
-            if isinstance(body, list):
-                yield from body
-            else:
-                yield body
-            return
+            return list(body) if isinstance(body, list) else [body]
         records = dig(body, self.records_field)
         if records is None:
-            return
+            return []
         if not isinstance(records, list):
             raise SchneiderConfigError(f"{self.task_id}: field '{self.records_field}' is not a list")
-        yield from records
+        return records
 
-    def lineage_input_paths(self) -> list[str]:
-        return [self.resolved_path()]
-
-    def describe(self) -> dict[str, Any]:
+    def manifest_facts(self, plan: PullPlan, stats: PullStats) -> dict[str, Any]:
         from airflow_provider_schneider.redaction import safe_params
 
-        return {
-            "resource": self.resource,
-            "endpoint": self.resolved_path(),
-            "query": safe_params(self.query),
-        }
+        return {"resource": self.resource, "endpoint": plan.path, "query": safe_params(dict(plan.query))}

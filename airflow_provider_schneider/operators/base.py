@@ -1,5 +1,9 @@
-"""Shared machinery of the Schneider operators: hook set-up, output location, sink, manifest, XCom guard,
-outlet assets and OpenLineage facets.
+"""Shared machinery of the Schneider operators: hook set-up, the pull runner, output location, sink,
+manifest, XCom guard, outlet assets and OpenLineage facets.
+
+A pull is a value (see :mod:`.pull`): ``prepare()`` makes the plan from the rendered arguments once per
+``execute``, :meth:`SchneiderBaseOperator.iter_records` runs it and fills a stats object, and the manifest is
+built from both.
 
 Module level imports stay light (DAG files import operators on every parse loop): the hook, ``requests``,
 ``tenacity``, the token cache and object storage load inside ``execute``; asset naming (stdlib plus
@@ -10,26 +14,22 @@ Airflow's OpenLineage listener asks for facets.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_schneider.exceptions import SchneiderConfigError
-from airflow_provider_schneider.settings import DEFAULT_CONN_ID
+from airflow.sdk import BaseOperator
 
-try:
-    from airflow.sdk import BaseOperator
-except ImportError:  # pragma: no cover - Airflow 3.0
-    from airflow.models import BaseOperator  # type: ignore[no-redef]
+from airflow_provider_schneider.exceptions import SchneiderConfigError
+from airflow_provider_schneider.operators.pull import Call, PullPlan, PullResult, PullStats
+from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_schneider.hooks.schneider import SchneiderHook
-
-log = logging.getLogger(__name__)
+    from airflow_provider_schneider.pagination import Page
 
 OUTPUT_BASE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE"
 #: XCom rows live in the metadata database: the small-result mode refuses more than this by default.
@@ -123,25 +123,54 @@ class SchneiderBaseOperator(BaseOperator):
         self.max_concurrency = max_concurrency
         self.retry_max_attempts = retry_max_attempts
         self.retry_max_total_wait = retry_max_total_wait
-        self.pages = 0
-        self.lineage_facts: dict[str, Any] = {}
+        #: The last successful pull of this instance (OpenLineage reads it after ``execute``).
+        self.last_pull: PullResult | None = None
 
     # -- to implement -------------------------------------------------------------------------------------
 
-    def iter_records(self, hook: SchneiderHook, context: Context) -> Iterator[Any]:
-        """Yield the records to store, in a stable order; count ``self.pages`` (responses) as they arrive."""
+    def prepare(self, context: Context, hook: SchneiderHook) -> PullPlan:
+        """The plan of this ``execute``: rendered (templated) arguments checked and normalised, before any
+        call or file is opened. The operator's own attributes stay as rendered."""
         raise NotImplementedError
 
-    def prepare(self) -> None:
-        """Check and normalise the rendered (templated) arguments; runs before any call or file is opened."""
+    def records_of_response(self, plan: PullPlan, call: Call, body: Any, stats: PullStats) -> list[Any]:
+        """The records one answer of a plan's ``calls`` holds (fan-outs also note what was missing)."""
+        raise NotImplementedError
 
-    def describe(self) -> dict[str, Any]:
+    def manifest_facts(self, plan: PullPlan, stats: PullStats) -> dict[str, Any]:
         """Secret-free facts about what was pulled, added to the manifest."""
         return {}
 
-    def lineage_input_paths(self) -> list[str]:
-        """API paths read by the last ``execute`` (OpenLineage input dataset names)."""
-        return []
+    def after_pull(self, context: Context, plan: PullPlan) -> None:
+        """Runs last, once the output is in place and the asset events annotated (a failed pull never gets here)."""
+
+    # -- running a plan -----------------------------------------------------------------------------------
+
+    def fetch(self, hook: SchneiderHook, call: Call) -> Any:
+        return hook.request(call.method, call.path, params=call.query, json=call.json_body, retry=call.retry)
+
+    def iter_records(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats) -> Generator[Any, None, None]:
+        """Run ``plan``: yield its records in a stable order and count every response into ``stats``."""
+        if plan.paginate:
+            assert plan.records_field is not None
+
+            def count(page: Page) -> None:
+                stats.add_page(len(page.records or ()), page.total_pages)
+
+            yield from hook.iter_records(
+                plan.path, records_field=plan.records_field, params=plan.query, page_size=plan.page_size, on_page=count
+            )
+            return
+        from airflow_provider_schneider.concurrency import ordered_map
+
+        def call(item: Call) -> tuple[Call, Any]:
+            return item, self.fetch(hook, item)
+
+        concurrency = min(hook.settings.max_concurrency, len(plan.calls))
+        for done, body in ordered_map(call, plan.calls, concurrency=concurrency):
+            records = self.records_of_response(plan, done, body, stats)
+            stats.add_page(len(records), plan.total)
+            yield from records
 
     # -- assets ---------------------------------------------------------------------------------------------
 
@@ -166,7 +195,7 @@ class SchneiderBaseOperator(BaseOperator):
             self.outlets = [asset]
 
     @classmethod
-    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+    def partial(cls, **kwargs: Any) -> Any:
         """``.partial()`` with the default outlet computed from the partial (parse-time) arguments: a mapped
         argument is unknown then, so the scope falls back as for templated values."""
         defaults = kwargs.get("default_args") or {}
@@ -178,7 +207,7 @@ class SchneiderBaseOperator(BaseOperator):
             if extra_inlets:
                 inlets = list(kwargs.get("inlets", defaults.get("inlets")) or [])
                 kwargs["inlets"] = inlets + [i for i in extra_inlets if i not in inlets]
-        return super().partial(**kwargs)  # type: ignore[misc]
+        return super().partial(**kwargs)
 
     def asset_event_extra(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         from airflow_provider_schneider.assets import event_extra
@@ -207,7 +236,7 @@ class SchneiderBaseOperator(BaseOperator):
         """
         from airflow_provider_schneider.lineage import operator_lineage
 
-        return operator_lineage(self.lineage_facts)
+        return operator_lineage(self.last_pull.lineage_facts() if self.last_pull else {})
 
     # -- shared -------------------------------------------------------------------------------------------
 
@@ -221,19 +250,19 @@ class SchneiderBaseOperator(BaseOperator):
         }
         return SchneiderHook(self.schneider_conn_id, overrides={k: v for k, v in overrides.items() if v is not None})
 
-    def output_key(self, context: Context) -> str:
+    def output_key(self, context: Context, plan: PullPlan) -> str:
         """Name of the default output file (before ``[/map_i].jsonl``): one per data interval."""
         return interval_key(context)
 
-    def resolve_output_path(self, context: Context) -> str:
+    def resolve_output_path(self, context: Context, plan: PullPlan) -> str:
         map_index = _map_index(context)
-        file_name = f"{self.output_key(context)}{f'/map_{map_index}' if map_index >= 0 else ''}.jsonl"
+        file_name = f"{self.output_key(context, plan)}{f'/map_{map_index}' if map_index >= 0 else ''}.jsonl"
         if self.output_path:
             path = str(self.output_path)
             if path.endswith("/"):
                 return path + file_name
             if map_index >= 0:
-                log.warning(
+                self.log.warning(
                     "%s is mapped and writes to the explicit output_path %s: make sure it differs per map "
                     "index ({{ ti.map_index }}), or map instances overwrite each other",
                     self.task_id,
@@ -244,43 +273,42 @@ class SchneiderBaseOperator(BaseOperator):
         return f"{base}/{self.dag_id}/{self.task_id}/{file_name}"
 
     def execute(self, context: Context) -> Any:
-        self.prepare()
+        self.last_pull = None
         hook = self.get_hook()
-        self.pages = 0
-        self.lineage_facts = {}
         try:
-            with contextlib.closing(self.iter_records(hook, context)) as records:
+            plan = self.prepare(context, hook)
+            stats = PullStats()
+            with contextlib.closing(self.iter_records(hook, plan, stats)) as records:
                 if self.return_records:
                     result: Any = self._collect_for_xcom(records)
-                    manifest = self._xcom_manifest(result, context)
+                    stats.finish()
+                    output = {"records": len(result), "format": "xcom", "fetched_at": _now()}
+                    manifest = self.build_manifest(plan, stats, context, output)
+                    self.log.info(
+                        "Pulled %d records in %d response(s); returning them through XCom", len(result), stats.pages
+                    )
                 else:
-                    result = manifest = self._write(records, context)
-            self.lineage_facts = {
-                "api_base_url": hook.settings.api_base_url,
-                "input_paths": self.lineage_input_paths(),
-                "output_uri": None if self.return_records else manifest["uri"],
-                "records": manifest.get("records"),
-                "bytes": manifest.get("bytes"),
-            }
+                    result = manifest = self._write(records, plan, stats, context)
+            self.last_pull = PullResult(plan, stats, manifest, hook.settings.api_base_url)
         finally:
             hook.close()
         self._annotate_outlet_events(context, manifest)
+        self.after_pull(context, plan)
         return result
 
-    def _xcom_manifest(self, records: list[Any], context: Context) -> dict[str, Any]:
-        """What an asset event says about a small-result pull (the records themselves are in XCom)."""
-        from datetime import datetime, timezone
-
+    def build_manifest(
+        self, plan: PullPlan, stats: PullStats, context: Context, output: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """``output`` (the sink's facts, or the XCom mode's) plus pages, data interval, map index and the
+        operator's :meth:`manifest_facts`: the one manifest shape of both modes."""
         map_index = _map_index(context)
         return {
-            "records": len(records),
-            "format": "xcom",
-            "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "pages": self.pages,
+            **output,
+            "pages": stats.pages,
             "data_interval_start": _iso(context.get("data_interval_start")),
             "data_interval_end": _iso(context.get("data_interval_end")),
             **({"map_index": map_index} if map_index >= 0 else {}),
-            **self.describe(),
+            **self.manifest_facts(plan, stats),
         }
 
     def _collect_for_xcom(self, records: Iterator[Any]) -> list[Any]:
@@ -302,32 +330,30 @@ class SchneiderBaseOperator(BaseOperator):
                 f"{len(collected) + 1}). XCom lives in the metadata database: write the records to storage "
                 "(return_records=False, the default) and pass the manifest, or raise the limit deliberately"
             )
-        log.info("Pulled %d records in %d response(s); returning them through XCom", len(collected), self.pages)
         return collected
 
-    def _write(self, records: Iterator[Any], context: Context) -> dict[str, Any]:
+    def _write(self, records: Iterator[Any], plan: PullPlan, stats: PullStats, context: Context) -> dict[str, Any]:
         from airflow_provider_schneider.sinks import JsonLinesSink
 
-        target = self.resolve_output_path(context)
-        log.info("Pulling into %s (written atomically when the pull completes)", target)
+        target = self.resolve_output_path(context, plan)
+        self.log.info("Pulling into %s (written atomically when the pull completes)", target)
         with JsonLinesSink(target, compression=self.compression, storage_conn_id=self.storage_conn_id) as sink:
             for record in records:
                 sink.write(record)
-        map_index = _map_index(context)
-        manifest = {
-            **sink.manifest,
-            "pages": self.pages,
-            "data_interval_start": _iso(context.get("data_interval_start")),
-            "data_interval_end": _iso(context.get("data_interval_end")),
-            **({"map_index": map_index} if map_index >= 0 else {}),
-            **self.describe(),
-        }
-        log.info(
+        stats.finish()
+        manifest = self.build_manifest(plan, stats, context, sink.manifest)
+        self.log.info(
             "Wrote %d records from %d response(s), %d bytes, sha256 %s, to %s",
             manifest["records"],
-            self.pages,
+            stats.pages,
             manifest["bytes"],
             manifest["sha256"][:12],
             manifest["uri"],
         )
         return manifest
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

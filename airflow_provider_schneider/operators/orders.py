@@ -56,22 +56,23 @@ class SchneiderOrderStatusOperator(SchneiderApiOperator):
             {**kwargs, "resource": resource, "path_params": {"country": kwargs.get("country")}}
         )
 
-    def prepare(self) -> None:
+    def checked_params(self, query: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The API's documented input rules, checked after templating so a bad value fails before any call."""
-        super().prepare()
-        country = str(self.path_params.get("country") or "").strip().upper()
+        path_params, query = super().checked_params(query)
+        country = str(path_params.get("country") or "").strip().upper()
         if not _COUNTRY.match(country):
             raise SchneiderConfigError(f"{self.task_id}: country must be an ISO 3166 alpha-2 code, got {country!r}")
-        self.path_params["country"] = country
+        path_params["country"] = country
         for name in ("order-number", "order-status", "purchaser-id"):
-            value = self.query.get(name)
+            value = query.get(name)
             if value in (None, ""):
-                self.query.pop(name, None)
+                query.pop(name, None)
             else:
-                self.query[name] = str(value).strip()
-        number = self.query.get("order-number")
+                query[name] = str(value).strip()
+        number = query.get("order-number")
         if number is not None and len(number) < 3:
             raise SchneiderConfigError(f"{self.task_id}: order_number needs at least 3 characters, got {number!r}")
-        purchaser = self.query.get("purchaser-id")
+        purchaser = query.get("purchaser-id")
         if purchaser is not None and not _PURCHASER.match(purchaser):
             raise SchneiderConfigError(f"{self.task_id}: purchaser_id must be 5 or 10 digits, got {purchaser!r}")
+        return path_params, query

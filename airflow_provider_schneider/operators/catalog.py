@@ -1,0 +1,295 @@
+"""Product Catalog pulls: full scope, detail (``product_references``), delta (``date_of_reference``) and the
+incremental delta that keeps a watermark (see :mod:`airflow_provider_schneider.operators.watermark`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_schneider.exceptions import SchneiderConfigError
+from airflow_provider_schneider.operators.api import SchneiderApiOperator
+from airflow_provider_schneider.operators.pull import Call, PullPlan, PullStats, frozen
+from airflow_provider_schneider.operators.references import as_items, chunks
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_schneider.hooks.schneider import SchneiderHook
+    from airflow_provider_schneider.operators.watermark import Window
+
+#: Delta of the run's data interval: changes since its start (the backfill-friendly default) ...
+DELTA_SINCE_INTERVAL_START = "{{ data_interval_start | ds }}"
+#: ... and, with ``changed_before``, none from after its end, so each interval's file holds its own changes.
+CHANGED_BEFORE_INTERVAL_END = "{{ data_interval_end | ds }}"
+CHANGE_TYPES = ("new", "update", "delete", "all")
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """A date from ``2026-11-04``, ``2026-11-04T00:00:00+00:00`` (``{{ data_interval_start }}``) or a date;
+    ``None`` when ``value`` is none of these."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        return None
+
+
+def as_date(value: Any, name: str) -> dt.date:
+    """:func:`parse_date` of an argument: anything else is a configuration error naming ``name``."""
+    date = parse_date(value)
+    if date is None:
+        raise SchneiderConfigError(f"{name} must be a date (YYYY-MM-DD), got {str(value).strip()!r}")
+    return date
+
+
+@dataclass(frozen=True)
+class CatalogPlan(PullPlan):
+    """A catalog pull: the plan of any pull, plus the client-side end of the delta and the incremental window.
+
+    :param changed_before: the end as rendered (or the window's end), for the manifest.
+    :param before: records whose change date is on or after this date are dropped.
+    """
+
+    changed_before: str | None = None
+    before: dt.date | None = None
+    window: Window | None = None
+
+
+def _catalog(plan: PullPlan) -> CatalogPlan:
+    assert isinstance(plan, CatalogPlan), plan
+    return plan
+
+
+class SchneiderProductCatalogOperator(SchneiderApiOperator):
+    """Pull Product Catalog v2: full scope, detail (``product_references``) or delta (``date_of_reference``).
+
+    For backfills pass ``date_of_reference=DELTA_SINCE_INTERVAL_START`` (``{{ data_interval_start | ds }}``)
+    and ``changed_before=CHANGED_BEFORE_INTERVAL_END``: one DAG definition then serves daily schedules and
+    any backfill range, each interval's file holding that interval's changes. When a date and references
+    are both given the API applies the delta and ignores the references.
+
+    :param date_of_reference: delta start (templated); ``YYYY-MM-DD`` or any ISO timestamp.
+    :param change_type: ``new``, ``update``, ``delete`` or ``all`` (templated).
+    :param changed_before: drop records whose ``change_date_field`` is on or after this date (templated);
+        the API only takes a start date, so this bounds the delta to the data interval client-side.
+    :param product_references: detail mode (templated; a list, comma string or upstream XCom). Sent as
+        repeated ``product-reference`` parameters, ``references_per_call`` per request, requests in order.
+    :param incremental: delta since the last successful run of the same scope and change type (the
+        watermark, kept in Airflow's asset state store and in the asset events), so a manual or late run pulls
+        exactly what changed since then; see :mod:`airflow_provider_schneider.operators.watermark`.
+        ``date_of_reference`` is then only the start of the very first pull (default: the data interval
+        start) and ``changed_before`` the end of every pull (default: the data interval end, or the run's
+        date); both may be omitted.
+
+    Declares the asset ``schneider://product_catalog/<supplier>/<customer>`` when both ids are plain values
+    (else ``schneider://product_catalog/conn:<conn id>``); with ``incremental=True`` it is an inlet too.
+    """
+
+    template_fields: Sequence[str] = (*SchneiderApiOperator.template_fields, "changed_before")
+
+    def __init__(
+        self,
+        *,
+        supplier_id: str,
+        customer_id: str,
+        supplier_id_type: str = "specific",
+        customer_id_type: str = "specific",
+        product_references: Sequence[str] | str | None = None,
+        product_identifier: str = "commercialReference",
+        date_of_reference: str | None = None,
+        change_type: str = "all",
+        changed_before: str | None = None,
+        change_date_field: str = "changeDate",
+        references_per_call: int = 50,
+        etim_version: str | None = None,
+        english_descriptions: bool | None = None,
+        data_filtering: str | None = None,
+        mime_filtering: str | None = None,
+        api_version: str = "v2",
+        incremental: bool = False,
+        **kwargs: Any,
+    ):
+        if api_version not in ("v1", "v2"):
+            raise SchneiderConfigError(f"api_version must be 'v1' or 'v2', got {api_version!r}")
+        if references_per_call < 1:
+            raise SchneiderConfigError("references_per_call must be >= 1")
+        query: dict[str, Any] = {
+            "supplierid": supplier_id,
+            "supplierid-type": supplier_id_type,
+            "customerid": customer_id,
+            "customerid-type": customer_id_type,
+            "etim-version": etim_version,
+            "english-descriptions": english_descriptions,
+            "data-filtering": data_filtering,
+            "mime-filtering": mime_filtering,
+        }
+        if incremental and product_references:
+            raise SchneiderConfigError("incremental=True pulls a delta; it cannot be combined with product_references")
+        if date_of_reference or incremental:
+            query.update({"date-of-reference": date_of_reference, "change-type": change_type})
+        elif product_references:
+            query.update({"product-reference": product_references, "product-identifier": product_identifier})
+        super().__init__(
+            resource="product_catalog" if api_version == "v2" else "product_catalog_v1",
+            query={k: v for k, v in query.items() if v is not None},
+            **kwargs,
+        )
+        self.changed_before = changed_before
+        self.change_date_field = change_date_field
+        self.references_per_call = references_per_call
+        self.incremental = incremental
+        if incremental:
+            self._declare_watermark_asset()
+
+    # -- assets and watermark ---------------------------------------------------------------------------------
+
+    @classmethod
+    def default_asset_from_kwargs(cls, kwargs: Mapping[str, Any]) -> Any:
+        ids = {
+            "supplierid": kwargs.get("supplier_id"),
+            "supplierid-type": kwargs.get("supplier_id_type", "specific"),
+            "customerid": kwargs.get("customer_id"),
+            "customerid-type": kwargs.get("customer_id_type", "specific"),
+        }
+        resource = "product_catalog_v1" if kwargs.get("api_version") == "v1" else "product_catalog"
+        return super().default_asset_from_kwargs({**kwargs, "resource": resource, "query": ids})
+
+    @classmethod
+    def inlets_from_kwargs(cls, kwargs: Mapping[str, Any], asset: Any) -> list[Any]:
+        return [asset] if kwargs.get("incremental") else []
+
+    def _declare_watermark_asset(self) -> None:
+        """The scope asset carries the watermark: it must be an outlet (events) and an inlet (reading them)."""
+        asset = self.default_asset()
+        if self._outlets_given and not self.outlets:
+            raise SchneiderConfigError(
+                f"{self.task_id}: incremental=True keeps its watermark on the asset {asset.uri}; outlets=[] "
+                "would drop it (pass other outlets in addition, or incremental=False)"
+            )
+        if asset not in self.outlets:
+            self.outlets = [*self.outlets, asset]
+        if asset not in self.inlets:
+            self.inlets = [*self.inlets, asset]
+
+    def _change_type(self, query: Mapping[str, Any]) -> str:
+        change_type = str(query.get("change-type") or "all").strip().lower()
+        if change_type not in CHANGE_TYPES:
+            raise SchneiderConfigError(
+                f"{self.task_id}: change_type must be one of {CHANGE_TYPES}, got {change_type!r}"
+            )
+        return change_type
+
+    def _window(self, context: Context) -> Window:
+        """The range this incremental run pulls (see :func:`.watermark.plan`)."""
+        from airflow_provider_schneider import assets
+        from airflow_provider_schneider.operators import watermark
+
+        assert self.catalog_entry is not None
+        self.catalog_entry.check_params(self.query)  # the ids, rendered: they scope the watermark
+        scope = assets.scope_segments("product_catalog", {}, {k: str(v) for k, v in self.query.items()})
+        key = watermark.state_key(scope or [], self._change_type(self.query))
+        window = watermark.plan(
+            context,
+            self.default_asset(),
+            key,
+            date_of_reference=self.query.get("date-of-reference") or None,
+            changed_before=self.changed_before or None,
+        )
+        self.log.info(
+            "Incremental delta [%s, %s) (since from the %s); last watermark %s (%s)",
+            window.since,
+            window.until,
+            window.basis,
+            window.previous,
+            window.source,
+        )
+        return window
+
+    def output_key(self, context: Context, plan: PullPlan) -> str:
+        """Incremental pulls are named after the range they cover, so different ranges never share a file."""
+        window = _catalog(plan).window
+        if window is not None:
+            return f"{window.since:%Y%m%d}T000000__{window.until:%Y%m%d}T000000"
+        return super().output_key(context, plan)
+
+    def after_pull(self, context: Context, plan: PullPlan) -> None:
+        window = _catalog(plan).window
+        if window is not None:
+            from airflow_provider_schneider.operators import watermark
+
+            watermark.store_watermark(context, self.default_asset(), window)  # last: a failed pull never moves it
+
+    # -- the plan -------------------------------------------------------------------------------------------
+
+    def checked_params(self, query: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        path_params, query = super().checked_params(query)
+        date = query.get("date-of-reference")
+        if date in (None, ""):
+            query.pop("date-of-reference", None)
+            query.pop("change-type", None)
+        else:
+            query["date-of-reference"] = as_date(date, f"{self.task_id}: date_of_reference").isoformat()
+            query["change-type"] = self._change_type(query)
+        if "product-reference" in query:
+            query["product-reference"] = [str(r) for r in as_items(query["product-reference"])]
+        return path_params, query
+
+    def prepare(self, context: Context, hook: SchneiderHook) -> CatalogPlan:
+        window = self._window(context) if self.incremental else None
+        query = dict(self.query)
+        changed_before = self.changed_before
+        if window is not None:
+            query["date-of-reference"] = window.since.isoformat()
+            changed_before = window.until.isoformat()
+        path_params, query = self.checked_params(query)
+        path = self.render_path(path_params)
+        fields = self.plan_fields(hook, path, query)
+        refs = query.get("product-reference")
+        if "date-of-reference" not in query and refs and len(refs) > self.references_per_call:
+            # Detail mode over many references: several requests (a URL has a length limit), results in order.
+            batches = chunks(refs, self.references_per_call)
+            fields["paginate"] = False
+            fields["calls"] = tuple(
+                Call("GET", path, frozen({**query, "product-reference": list(batch)}), item=batch) for batch in batches
+            )
+        before = as_date(changed_before, f"{self.task_id}: changed_before") if changed_before else None
+        changed = str(changed_before) if changed_before else None
+        return CatalogPlan(**fields, changed_before=changed, before=before, window=window)
+
+    # -- pulling ----------------------------------------------------------------------------------------------
+
+    def iter_records(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats) -> Generator[Any, None, None]:
+        before = _catalog(plan).before
+        for record in super().iter_records(hook, plan, stats):
+            if before is not None and isinstance(record, Mapping):
+                changed = record.get(self.change_date_field)
+                if changed and self._change_date(plan, record, changed) >= before:
+                    stats.filtered_out += 1
+                    continue
+            yield record
+
+    def _change_date(self, plan: PullPlan, record: Mapping[str, Any], value: Any) -> dt.date:
+        return as_date(value, self.change_date_field)
+
+    def manifest_facts(self, plan: PullPlan, stats: PullStats) -> dict[str, Any]:
+        catalog = _catalog(plan)
+        facts = super().manifest_facts(plan, stats)
+        refs = facts["query"].pop("product-reference", None)
+        if refs is not None:
+            facts["product_references"] = len(refs)
+        if catalog.changed_before:
+            facts["changed_before"] = catalog.changed_before
+            facts["filtered_out"] = stats.filtered_out
+        if "date-of-reference" in plan.query:
+            facts["since"] = plan.query["date-of-reference"]
+            facts["change_type"] = plan.query.get("change-type")
+            if catalog.before is not None:
+                facts["until"] = catalog.before.isoformat()
+        if catalog.window is not None:
+            facts.update(catalog.window.facts())
+        return facts
