@@ -78,7 +78,9 @@ def _rebuild(cls: type, text: str, state: dict[str, Any]) -> Exception:
 
 
 class SchneiderResponseError(SchneiderApiError):
-    """A response that cannot be trusted: HTML instead of JSON, invalid JSON, a missing pagination block."""
+    """A response that cannot be trusted: HTML instead of JSON, invalid JSON, a missing pagination block, or
+    records unlike the API's documentation (a record list that is not a list, a change date that is not a
+    date, a product a bulk call flagged). Data, not configuration: Airflow may retry the task."""
 
 
 class SchneiderPermissionError(SchneiderApiError, AirflowFailException):

@@ -22,6 +22,7 @@ from airflow_provider_schneider.exceptions import (
     SchneiderApiError,
     SchneiderBusinessError,
     SchneiderConfigError,
+    SchneiderResponseError,
 )
 from airflow_provider_schneider.operators.api import SchneiderApiOperator
 from airflow_provider_schneider.operators.orders import SchneiderOrderStatusOperator
@@ -424,6 +425,38 @@ def test_stock_bulk_variant_posts_chunks(emulator, schneider_conn):
     assert [r["productReference"] for r in records] == refs[:5]
     assert [r["stockLevels"] for r in records] == [data.stock_levels(SEED, i, TODAY) for i in range(5)]
     assert op.last_pull.stats.not_found == ["NOPE"] and op.last_pull.manifest["calls"] == 3
+
+
+def test_bad_response_data_is_a_response_error_that_airflow_may_retry(emulator, schneider_conn):
+    """Data the API sent that cannot be used is a response error, never a configuration error: Airflow does
+    not retry an AirflowFailException, and a retry may well get a good answer."""
+    from airflow_provider_schneider.exceptions import AirflowFailException
+
+    emulator.configure(today=TODAY.isoformat())
+    bulk = SchneiderStockLevelOperator(
+        task_id="b", product_references=[data.product_reference(0), "NOPE"], bulk=True, on_not_found="fail"
+    )
+    not_a_list = SchneiderApiOperator(
+        task_id="obj", endpoint=ORDER_PATH.format("FR"), records_field="pagination", return_records=True
+    )
+    bad_date = SchneiderProductCatalogOperator(
+        task_id="d",
+        **IDS,
+        date_of_reference="2026-11-04",
+        changed_before="2026-11-05",
+        change_date_field="commercialReference",  # not a date in any record
+        return_records=True,
+    )
+    cases = [
+        (bulk, "POST /productstocklevelchecker/1.1/products/stock-levels.*code=PRODUCT_NOT_FOUND.*NOPE"),
+        (not_a_list, "field 'pagination' is not a list"),
+        (bad_date, "'commercialReference' is '.*', not a date"),
+    ]
+    for op, message in cases:
+        with pytest.raises(SchneiderResponseError, match=message) as info:
+            op.execute(context())
+        assert not isinstance(info.value, (SchneiderConfigError, AirflowFailException)), op.task_id
+        assert info.value.conn_id == "schneider_default"
 
 
 def test_availability_per_product_with_item_overrides(emulator, schneider_conn):

@@ -8,7 +8,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_schneider.exceptions import SchneiderConfigError
+from airflow_provider_schneider.exceptions import SchneiderConfigError, SchneiderResponseError
 from airflow_provider_schneider.operators.api import SchneiderApiOperator
 from airflow_provider_schneider.operators.pull import Call, PullPlan, PullStats, frozen
 from airflow_provider_schneider.operators.references import as_items, chunks
@@ -274,7 +274,16 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
             yield record
 
     def _change_date(self, plan: PullPlan, record: Mapping[str, Any], value: Any) -> dt.date:
-        return as_date(value, self.change_date_field)
+        date = parse_date(value)
+        if date is None:
+            raise SchneiderResponseError(
+                f"{self.task_id}: a record's '{self.change_date_field}' is {value!r}, not a date "
+                f"({record.get('commercialReference', 'no reference')!r})",
+                conn_id=self.schneider_conn_id,
+                method=plan.method,
+                path=plan.path,
+            )
+        return date
 
     def manifest_facts(self, plan: PullPlan, stats: PullStats) -> dict[str, Any]:
         catalog = _catalog(plan)

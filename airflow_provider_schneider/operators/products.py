@@ -12,6 +12,7 @@ from airflow_provider_schneider.exceptions import (
     SchneiderApiError,
     SchneiderBusinessError,
     SchneiderConfigError,
+    SchneiderResponseError,
 )
 from airflow_provider_schneider.operators.base import SchneiderBaseOperator
 from airflow_provider_schneider.operators.catalog import (
@@ -186,7 +187,17 @@ class SchneiderStockLevelOperator(_ProductFanOutOperator):
             if isinstance(entry, Mapping) and entry.get("error"):
                 stats.not_found.append(str(entry.get("productReference")))
                 if self.on_not_found == "fail":
-                    raise SchneiderConfigError(f"{self.task_id}: {entry['error']}")
+                    error = entry["error"]
+                    detail = error if isinstance(error, Mapping) else {"userMessage": str(error)}
+                    raise SchneiderResponseError(
+                        f"{self.task_id}: product {entry.get('productReference')!r} came back with an error "
+                        "(on_not_found='fail')",
+                        conn_id=self.schneider_conn_id,
+                        method=call.method,
+                        path=call.path,
+                        code=detail.get("code"),
+                        user_message=detail.get("userMessage"),
+                    )
                 continue
             found.append(entry)
         return found
