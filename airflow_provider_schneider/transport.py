@@ -331,7 +331,8 @@ def exchange(
     on_cancel = lambda: guard.fire("cancelled")  # noqa: E731 - one identity to add and remove
     if scope is not None:
         scope.add_callback(on_cancel)
-    _local.guard = guard
+    # Guards nest: the bearer auth may fetch a token (an exchange of its own) while this one is prepared.
+    outer, _local.guard = current_guard(), guard
     _watchdog.add(guard)
     started = time.monotonic()
     try:
@@ -343,6 +344,8 @@ def exchange(
             body = _read_body(response, max_bytes if success else min(max_bytes, ERROR_BODY_LIMIT), strict=success)
         finally:
             response.close()
+        if guard.fired:  # a socket shut down mid-headers can pass for a complete (empty) answer
+            raise TransportError(f"answer cut off by the {guard.fired} watchdog", transient=True)
         return Exchange(response.status_code, response.headers, body, time.monotonic() - started)
     except BodyTooLarge:
         raise
@@ -358,7 +361,7 @@ def exchange(
             raise
         error = _classify(exc, url)
     finally:
-        _local.guard = None
+        _local.guard = outer
         guard.close()
         if scope is not None:
             scope.remove_callback(on_cancel)
