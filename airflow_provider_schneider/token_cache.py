@@ -7,8 +7,9 @@ endpoint.
 Single flight: threads of a process take a process lock; processes of a host take an ``flock`` on the
 cache directory's lock file and re-check the file after getting it, so N processes finding the token stale
 at once cause one request. Only the lock holder reads the Variable (the cluster tier is re-read right
-before a refresh), which keeps duplicate refreshes across hosts rare and Variable traffic to one read per
-host and token lifetime.
+before a refresh), which keeps Variable traffic to one read per host and token lifetime. Across hosts, the
+lock holders that still find no fresh token take a lease in the cluster tier (:mod:`token_lease`): one of
+them renews, the others wait (bounded) for its token, so a whole cluster makes one request per renewal.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pathlib import Path
 from airflow_provider_schneider import metrics
 from airflow_provider_schneider.auth import Token
 from airflow_provider_schneider.settings import SchneiderSettings
+from airflow_provider_schneider.token_lease import MAX_WAIT as LEASE_MAX_WAIT
+from airflow_provider_schneider.token_lease import ClusterLease, lease_enabled, settle_delay
 from airflow_provider_schneider.token_tiers import (
     _MEMORY,
     MAX_ENTRY_BYTES,
@@ -114,6 +117,8 @@ class TokenManager:
         # started in a burst then do not all renew at the same instant, so the first renewal reaches the
         # other hosts through the cluster tier before they would ask the endpoint themselves.
         self._refresh_spread = random.uniform(0.0, settings.token_refresh_spread)
+        self._cluster_lease = lease_enabled(settings)
+        self._lease_wait = LEASE_MAX_WAIT
         cipher = TokenCipher(settings.client_secret, self.key)
         tiers = settings.token_cache
         self.memory = MemoryTier(self.key, cipher) if "memory" in tiers else None
@@ -152,7 +157,7 @@ class TokenManager:
                     # reads the cluster tier, right before it would otherwise ask the endpoint.
                     token = self._probe(self.file, notes) or self._probe(self.variable, notes)
                     if token is None:
-                        token = self._refresh(notes)
+                        token = self._coordinated_refresh(notes)
             self._current = token
             return token
 
@@ -221,7 +226,57 @@ class TokenManager:
         self._announced = True
         log.log(level, "%s; valid until %s UTC", message, time.strftime("%H:%M:%S", time.gmtime(token.expires_at)))
 
-    def _refresh(self, notes: list[str]) -> Token:
+    def _coordinated_refresh(self, notes: list[str]) -> Token:
+        """Renew once for the whole cluster: the lease winner asks the endpoint, losers wait for its token.
+
+        Off (a plain refresh) without a usable cluster tier or with the lease turned off; a failing or
+        timed-out coordination also ends in a plain refresh, so a task is never blocked beyond the wait.
+        """
+        variable = self.variable
+        if variable is None or variable.status() is not None or not self._cluster_lease:
+            off = variable is not None and variable.status() is None
+            return self._refresh(notes, "cluster lease off" if off else None)
+        lease = ClusterLease(
+            variable.lease_store(),
+            settle=settle_delay(self.settings),
+            wait=min(self.settings.token_wait_timeout, self._lease_wait),
+        )
+        outcome = lease.acquire()
+        if outcome == "won":
+            try:
+                # A previous holder may have published its token between our probe and our lease.
+                return self._probe(self.variable, []) or self._refresh(notes, lease.note)
+            finally:
+                lease.release()
+        if outcome == "lost":
+            token = self._await_cluster_token(lease)
+            if token is not None:
+                return token
+            return self._refresh(notes, f"{lease.note}, no token from it within {lease.wait:.0f}s")
+        return self._refresh(notes, lease.note)
+
+    def _await_cluster_token(self, lease: ClusterLease) -> Token | None:
+        """Poll the cluster tier for the lease holder's token until it comes, the lease ends, or time is up."""
+        assert self.variable is not None
+        started = time.monotonic()
+        deadline = started + max(0.0, min(lease.until - time.time(), lease.wait)) + lease.settle
+        delay = 0.05
+        while time.monotonic() < deadline:
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.5)
+            token = self._probe(self.variable, [])
+            if token is not None or self.variable.status() is not None:
+                return token
+            if not lease.still_held_by_other():  # the holder gave up or finished: one last look, then renew
+                return self._probe(self.variable, [])
+        log.warning(
+            "Waited %.1fs for another host's Schneider token renewal (connection '%s'); renewing here",
+            time.monotonic() - started,
+            self.settings.conn_id,
+        )
+        return None
+
+    def _refresh(self, notes: list[str], coordination: str | None = None) -> Token:
         token = self._fetch()
         self.token_requests += 1
         metrics.incr("token.requests")
@@ -237,9 +292,10 @@ class TokenManager:
             notes.insert(0, "previous token rejected with HTTP 401")
             self._rejected_since_refresh = False
         log.info(
-            "Requested a new Schneider token for connection '%s' (cache miss: %s); valid until %s UTC",
+            "Requested a new Schneider token for connection '%s' (cache miss: %s)%s; valid until %s UTC",
             self.settings.conn_id,
             ", ".join(notes) or "no cache tiers enabled",
+            f"; {coordination}" if coordination else "",
             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(token.expires_at)),
         )
         return token

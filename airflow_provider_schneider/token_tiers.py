@@ -33,6 +33,7 @@ from airflow_provider_schneider.settings import SchneiderSettings
 log = logging.getLogger(__name__)
 
 VARIABLE_PREFIX = "schneider_token_cache_"
+LEASE_VARIABLE_PREFIX = "schneider_token_lease_"
 _KDF_SALT = b"airflow-provider-schneider/token-cache/v1"
 #: Largest sealed entry written and read (a sealed JWT is a few KB). A token whose entry would be larger is
 #: not cached (with a warning) rather than written and then never read back.
@@ -369,3 +370,36 @@ class VariableTier:
 
         if _same(self.read(), token):
             self._call("delete", lambda: Variable.delete(self.variable_key))
+
+    def lease_store(self) -> VariableLeaseStore:
+        """The Variable holding the cross-host renewal lease of this credential (see :mod:`token_lease`)."""
+        return VariableLeaseStore(self, f"{LEASE_VARIABLE_PREFIX}{self.variable_key[len(VARIABLE_PREFIX) :]}")
+
+
+class VariableLeaseStore:
+    """A lease value in its own Variable, through the tier's guarded calls: a failure turns the tier off."""
+
+    def __init__(self, tier: VariableTier, key: str):
+        self.tier = tier
+        self.key = key
+
+    @property
+    def ok(self) -> bool:
+        return self.tier.status() is None
+
+    def get(self) -> str | None:
+        from airflow.sdk import Variable
+
+        value = self.tier._call("lease read", lambda: Variable.get(self.key, default=None))
+        return value if isinstance(value, str) else None
+
+    def set(self, value: str) -> None:
+        from airflow.sdk import Variable
+
+        description = "airflow-provider-schneider: token renewal lease, no secret (safe to delete)"
+        self.tier._call("lease write", lambda: Variable.set(self.key, value, description=description))
+
+    def delete(self) -> None:
+        from airflow.sdk import Variable
+
+        self.tier._call("lease delete", lambda: Variable.delete(self.key))
