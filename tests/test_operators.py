@@ -11,11 +11,13 @@ import datetime as dt
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from airflow_provider_schneider.emulator import data
 from airflow_provider_schneider.exceptions import (
@@ -32,7 +34,7 @@ from airflow_provider_schneider.operators.products import (
     SchneiderProductCatalogOperator,
     SchneiderStockLevelOperator,
 )
-from airflow_provider_schneider.operators.pull import PullStats
+from airflow_provider_schneider.operators.pull import ProgressLog, PullStats
 from airflow_provider_schneider.resources import RESOURCES, get_resource, path_segment
 from airflow_provider_schneider.sinks import read_jsonl
 from tests.operators_support import context, local, partials, sha256
@@ -518,3 +520,112 @@ def test_pull_streams_pages_instead_of_collecting_them(emulator, schneider_conn)
         hook.close()
     assert first_eleven == [data.order(SEED, "FR", i) for i in range(11)]
     assert emulator.stats()["api_calls"] <= 1 + 2 * 2 + 1  # page 1 + window (2 x concurrency) + one refill
+
+
+# -- what a pull says while it runs: progress lines, start and end lines, metrics -------------------------
+
+PROGRESS = re.compile(r"^Progress: (\d+)/(\d+) (pages|calls) \((\d+) %\), ([\d,]+) records, [\d,]+ rec/s, ETA \S+$")
+
+
+def task_log(entries: list[dict]) -> list[str]:
+    """The operator's log lines, as Airflow's structlog renders them into the task log."""
+    return [str(e["event"]) for e in entries]
+
+
+def progress_of(lines: list[str]) -> list[tuple[int, int, str, int, int]]:
+    found = [PROGRESS.match(line) for line in lines if line.startswith("Progress:")]
+    assert all(found), lines
+    return [
+        (int(n), int(m), unit, int(pct), int(r.replace(",", ""))) for n, m, unit, pct, r in (f.groups() for f in found)
+    ]
+
+
+def test_progress_lines_of_a_real_pull(emulator, schneider_conn, tmp_path, monkeypatch):
+    """20 pages: a line per 10 % step (none at 100 %: the end line follows) with N/M, percent and records
+    so far; the start line names endpoint and query (secrets redacted); the end line elapsed time and rate;
+    the records and pages go to the metrics."""
+    from airflow_provider_schneider import metrics
+
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(metrics, "incr", lambda name, count=1: sent.append((name, count)))
+    emulator.configure(orders_per_country=2000)
+    schneider_conn(page_size=100, max_concurrency=4)
+    op = orders_op(tmp_path, query={"access_token": "tok-secret-1234"})
+    with structlog.testing.capture_logs() as entries:
+        manifest = op.execute(context())
+    lines = task_log(entries)
+    assert manifest["records"] == 2000 and manifest["pages"] == 20
+    assert progress_of(lines) == [(2 * k, 20, "pages", 10 * k, 200 * k) for k in range(1, 10)]
+    assert (
+        f"Pulling order_status: GET {ORDER_PATH.format('FR')}, query {{'access_token': '***'}}, 100 records per page"
+        in lines
+    )
+    assert not [line for line in lines if "tok-secret-1234" in line]
+    [end] = [line for line in lines if line.startswith("Wrote ")]
+    assert re.match(
+        r"Wrote 2,000 records from 20 pages in \d+\.\ds \([\d,]+ rec/s\), \d+ bytes, sha256 [0-9a-f]{12}, to ", end
+    )
+    assert ("pull.records", 2000) in sent and ("pull.pages", 20) in sent
+
+
+def test_progress_of_a_fan_out_counts_calls(emulator, schneider_conn, tmp_path):
+    emulator.configure(today=TODAY.isoformat())
+    refs = [data.product_reference(i) for i in range(11)]
+    op = SchneiderStockLevelOperator(task_id="stock", product_references=refs, return_records=True)
+    with structlog.testing.capture_logs() as entries:
+        assert len(op.execute(context())) == 11
+    lines = task_log(entries)
+    assert [(n, m, unit, pct) for n, m, unit, pct, _ in progress_of(lines)] == [
+        (n, 11, "calls", 100 * n // 11) for n in range(2, 11)
+    ]
+    assert f"Pulling stock_level: 11 calls of GET {get_resource('stock_level').path}, query {{}}" in lines
+    assert [
+        line for line in lines if re.match(r"Pulled 11 records from 11 calls in .*; returning them through XCom$", line)
+    ]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, fmt: str, *args: object) -> None:
+        self.lines.append(fmt % args)
+
+
+def test_progress_every_30s_when_pages_are_slow_or_the_total_unknown():
+    clock, log = FakeClock(), Lines()
+    stats, progress = PullStats(clock=clock), ProgressLog(log)
+    for _ in range(7):  # unknown total: one line per 30 s, whatever the number of pages
+        clock.now += 12
+        stats.add_page(100)
+        progress.update(stats)
+    assert log.lines == ["Progress: 3 pages, 300 records, 8 rec/s", "Progress: 6 pages, 600 records, 8 rec/s"]
+
+    clock, log = FakeClock(), Lines()
+    stats, progress = PullStats(clock=clock), ProgressLog(log)
+    for _ in range(3):  # 1,000 pages, 40 s each: no 10 % step for a long time, a line every 30 s still
+        clock.now += 40
+        stats.add_page(10, 1000)
+        progress.update(stats)
+    assert log.lines == [
+        "Progress: 1/1,000 pages (0 %), 10 records, 0 rec/s, ETA 11h06m",
+        "Progress: 2/1,000 pages (0 %), 20 records, 0 rec/s, ETA 11h05m",
+        "Progress: 3/1,000 pages (0 %), 30 records, 0 rec/s, ETA 11h04m",
+    ]
+
+    clock, log = FakeClock(), Lines()
+    stats, progress = PullStats(clock=clock), ProgressLog(log)
+    for _ in range(1000):  # fast pages: one line per 10 % step, never more
+        clock.now += 0.01
+        stats.add_page(100, 1000)
+        progress.update(stats)
+    assert [line.split(" pages")[0] for line in log.lines] == [f"Progress: {100 * k}/1,000" for k in range(1, 10)]
+    assert log.lines[4] == "Progress: 500/1,000 pages (50 %), 50,000 records, 10,000 rec/s, ETA 5.0s"

@@ -8,6 +8,7 @@ replacement on rerun, atomic failure, mapping, templating.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import textwrap
 from pathlib import Path
 
@@ -37,6 +38,14 @@ def test_order_status_daily_snapshot_is_exact_and_a_rerun_replaces_it(emulator, 
     assert summary["orders"] == 1234 and summary["pages"] == 13 and summary["sha256"] == sha256(file)
     assert emulator.stats()["api_calls_by_path"] == {"/v1/supply-chain/partner-order-status/orders/DE": 13}
     assert sum(summary["by_status"].values()) == 1234
+    # The task log says how far the pull is: a line per 10 % of the 13 pages, then the end line.
+    progress = re.findall(
+        r"Progress: (\d+)/13 pages \((\d+) %\), ([\d,]+) records, [\d,]+ rec/s, ETA \S+", first.output
+    )
+    assert [(int(n), int(pct), int(r.replace(",", ""))) for n, pct, r in progress] == [
+        (n, 100 * n // 13, 100 * n) for n in (2, 3, 4, 6, 7, 8, 10, 11, 12)
+    ]
+    assert re.search(r"Wrote 1,234 records from 13 pages in [\d.]+s \([\d,]+ rec/s\)", first.output)
 
     inode = file.stat().st_ino
     again = run_dag("schneider_order_status_daily", "2026-11-05", conf={"country": "DE"})

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
-from airflow_provider_schneider.operators.pull import Call, PullPlan, PullResult, PullStats
+from airflow_provider_schneider.operators.pull import Call, ProgressLog, PullPlan, PullResult, PullStats, duration
 from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
@@ -150,12 +150,15 @@ class SchneiderBaseOperator(BaseOperator):
         return hook.request(call.method, call.path, params=call.query, json=call.json_body, retry=call.retry)
 
     def iter_records(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats) -> Generator[Any, None, None]:
-        """Run ``plan``: yield its records in a stable order and count every response into ``stats``."""
+        """Run ``plan``: yield its records in a stable order, count every response into ``stats`` and log
+        progress as they arrive."""
+        progress = ProgressLog(self.log, plan.unit)
         if plan.paginate:
             assert plan.records_field is not None
 
             def count(page: Page) -> None:
                 stats.add_page(len(page.records or ()), page.total_pages)
+                progress.update(stats)
 
             yield from hook.iter_records(
                 plan.path, records_field=plan.records_field, params=plan.query, page_size=plan.page_size, on_page=count
@@ -170,6 +173,7 @@ class SchneiderBaseOperator(BaseOperator):
         for done, body in ordered_map(call, plan.calls, concurrency=concurrency):
             records = self.records_of_response(plan, done, body, stats)
             stats.add_page(len(records), plan.total)
+            progress.update(stats)
             yield from records
 
     # -- assets ---------------------------------------------------------------------------------------------
@@ -273,10 +277,13 @@ class SchneiderBaseOperator(BaseOperator):
         return f"{base}/{self.dag_id}/{self.task_id}/{file_name}"
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_schneider import metrics
+
         self.last_pull = None
         hook = self.get_hook()
         try:
             plan = self.prepare(context, hook)
+            self._log_start(plan)
             stats = PullStats()
             with contextlib.closing(self.iter_records(hook, plan, stats)) as records:
                 if self.return_records:
@@ -284,14 +291,14 @@ class SchneiderBaseOperator(BaseOperator):
                     stats.finish()
                     output = {"records": len(result), "format": "xcom", "fetched_at": _now()}
                     manifest = self.build_manifest(plan, stats, context, output)
-                    self.log.info(
-                        "Pulled %d records in %d response(s); returning them through XCom", len(result), stats.pages
-                    )
+                    self._log_end("Pulled", plan, stats, manifest, "; returning them through XCom")
                 else:
                     result = manifest = self._write(records, plan, stats, context)
             self.last_pull = PullResult(plan, stats, manifest, hook.settings.api_base_url)
         finally:
             hook.close()
+        metrics.incr("pull.records", manifest["records"])
+        metrics.incr("pull.pages", stats.pages)
         self._annotate_outlet_events(context, manifest)
         self.after_pull(context, plan)
         return result
@@ -310,6 +317,31 @@ class SchneiderBaseOperator(BaseOperator):
             **({"map_index": map_index} if map_index >= 0 else {}),
             **self.manifest_facts(plan, stats),
         }
+
+    def _log_start(self, plan: PullPlan) -> None:
+        from airflow_provider_schneider.redaction import safe_params
+
+        what = f"{plan.resource}: " if plan.resource else ""
+        query = safe_params(dict(plan.query))
+        if plan.paginate:
+            shape = f", {plan.page_size} records per page"
+        else:
+            what += f"{len(plan.calls)} calls of " if len(plan.calls) != 1 else ""
+            shape = ""
+        self.log.info("Pulling %s%s %s, query %s%s", what, plan.method, plan.path, query, shape)
+
+    def _log_end(self, verb: str, plan: PullPlan, stats: PullStats, manifest: Mapping[str, Any], detail: str) -> None:
+        records = int(manifest["records"])
+        self.log.info(
+            "%s %s records from %d %s in %s (%s rec/s)%s",
+            verb,
+            f"{records:,}",
+            stats.pages,
+            plan.unit,
+            duration(stats.elapsed),
+            f"{stats.rate(records):,.0f}",
+            detail,
+        )
 
     def _collect_for_xcom(self, records: Iterator[Any]) -> list[Any]:
         from airflow_provider_schneider.sinks import encode_record
@@ -342,14 +374,8 @@ class SchneiderBaseOperator(BaseOperator):
                 sink.write(record)
         stats.finish()
         manifest = self.build_manifest(plan, stats, context, sink.manifest)
-        self.log.info(
-            "Wrote %d records from %d response(s), %d bytes, sha256 %s, to %s",
-            manifest["records"],
-            stats.pages,
-            manifest["bytes"],
-            manifest["sha256"][:12],
-            manifest["uri"],
-        )
+        detail = f", {manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}, to {manifest['uri']}"
+        self._log_end("Wrote", plan, stats, manifest, detail)
         return manifest
 
 

@@ -1,18 +1,25 @@
-"""A pull as values: the plan an operator derives from its rendered arguments and the stats its run fills.
+"""A pull as values: the plan an operator derives from its rendered arguments, the stats its run fills, and
+the progress lines a run logs.
 
 ``prepare()`` turns an operator's (templated, rendered) arguments into one immutable :class:`PullPlan`;
-running the plan fills a :class:`PullStats`. Nothing of a run is kept on the operator except the finished
-:class:`PullResult` (OpenLineage asks for it after ``execute``). Stdlib only: DAG files import the
-operators, and the operators import this module.
+running the plan fills a :class:`PullStats`; :class:`ProgressLog` reads the stats as pages arrive. Nothing
+of a run is kept on the operator except the finished :class:`PullResult` (OpenLineage asks for it after
+``execute``). Stdlib only: DAG files import the operators, and the operators import this module.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+#: Seconds between two progress lines when no 10 % step was crossed (or the page total is unknown).
+PROGRESS_INTERVAL = 30.0
+#: A progress line each time the pull crosses one of these steps of its page total (10 %).
+PROGRESS_STEPS = 10
 
 
 def frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -123,3 +130,55 @@ class PullResult:
             "records": self.manifest.get("records"),
             "bytes": self.manifest.get("bytes"),
         }
+
+
+def duration(seconds: float) -> str:
+    """``0.4s``, ``20s``, ``4m05s``, ``2h03m``: short enough for a progress line."""
+    if seconds < 9.95:
+        return f"{max(seconds, 0.0):.1f}s"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+class ProgressLog:
+    """Logs ``Progress: 120/200 pages (60 %), 12,000 records, 410 rec/s, ETA 20s`` while a pull runs.
+
+    A line each time the pull crosses a 10 % step of its page total (at most one per step), and one whenever
+    :data:`PROGRESS_INTERVAL` seconds passed since the last line (the only rule when the total is unknown:
+    ``Progress: 120 pages, 12,000 records, 410 rec/s``). None once every page is in: the end line follows.
+    """
+
+    def __init__(self, log: Any, unit: str = "pages", *, interval: float = PROGRESS_INTERVAL):
+        self.log = log
+        self.unit = unit
+        self.interval = interval
+        self._step = 0
+        self._last: float | None = None
+
+    def update(self, stats: PullStats) -> None:
+        now = stats.started + stats.elapsed
+        if self._last is None:
+            self._last = stats.started
+        total = stats.total if stats.total and stats.total > 0 else None
+        if total is not None and stats.pages >= total:
+            return
+        step = math.floor(PROGRESS_STEPS * stats.pages / total) if total else 0
+        if step > self._step or now - self._last >= self.interval:
+            self._step = max(step, self._step)
+            self._last = now
+            self.log.info("%s", self.line(stats, total))
+
+    def line(self, stats: PullStats, total: int | None) -> str:
+        rate = f"{stats.rate():,.0f} rec/s"
+        if total is None:
+            return f"Progress: {stats.pages:,} {self.unit}, {stats.records:,} records, {rate}"
+        percent = math.floor(100 * stats.pages / total)
+        eta = stats.elapsed / stats.pages * (total - stats.pages)
+        return (
+            f"Progress: {stats.pages:,}/{total:,} {self.unit} ({percent} %), {stats.records:,} records, {rate}, "
+            f"ETA {duration(eta)}"
+        )
