@@ -9,10 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
-try:  # Airflow >= 3.1 keeps these in the Task SDK
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-except ImportError:  # pragma: no cover - older layouts
-    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[no-redef]
+try:  # Airflow >= 3.2: the Task SDK's own classes
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+except ImportError:  # Airflow 3.1 (the lowest supported): still in airflow.exceptions
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowFailException,
+        AirflowSensorTimeout,
+    )
+
+__all__ = [
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowSensorTimeout",
+    "SchneiderApiError",
+    "SchneiderAuthError",
+    "SchneiderBusinessError",
+    "SchneiderConfigError",
+    "SchneiderError",
+    "SchneiderPermissionError",
+    "SchneiderResponseError",
+    "SchneiderTokenEndpointError",
+]
 
 
 class SchneiderError(AirflowException):
@@ -70,7 +88,7 @@ class SchneiderApiError(SchneiderError):
         return (_rebuild, (type(self), str(self), self.__dict__))
 
 
-def _rebuild(cls: type, text: str, state: dict[str, Any]) -> Exception:
+def _rebuild(cls: type[Exception], text: str, state: dict[str, Any]) -> Exception:
     err = Exception.__new__(cls)
     Exception.__init__(err, text)
     err.__dict__.update(state)

@@ -180,6 +180,33 @@ def test_deferrable_execute_defers_with_plain_kwargs(emulator, schneider_conn):
     assert kwargs["poll_interval"] == 5.0 and kwargs["failure_statuses"] == ["Cancelled"]
 
 
+def test_the_sensor_closes_its_hook_when_the_wait_ends(emulator, schneider_conn, monkeypatch):
+    """Poke mode (done, failed), deferred mode (handed to the triggerer) and on_kill: the cached hook, with
+    its HTTP session, is closed each time and not kept on the task."""
+    from airflow_provider_schneider.hooks.schneider import SchneiderHook
+
+    closed: list[SchneiderHook] = []
+    close = SchneiderHook.close
+    monkeypatch.setattr(SchneiderHook, "close", lambda hook: (closed.append(hook), close(hook))[-1])
+
+    emulator.set_order_status("FR", ORDER, "Shipped")
+    done = sensor()
+    done.execute({})
+    emulator.set_order_status("FR", ORDER, "Cancelled")
+    failed = sensor()
+    with pytest.raises(SchneiderOrderStatusFailed):
+        failed.execute({})
+    emulator.set_order_status("FR", ORDER, "Open")
+    deferred = sensor(deferrable=True)
+    with pytest.raises(TaskDeferred):
+        deferred.execute({})
+    killed = sensor()
+    assert killed.poke({}) is False
+    killed.on_kill()
+    assert len(closed) == 4 and len(set(map(id, closed))) == 4
+    assert not [s for s in (done, failed, deferred, killed) if "hook" in s.__dict__]
+
+
 def test_trigger_yields_success_when_the_order_moves(emulator, schneider_conn):
     emulator.set_order_status("FR", ORDER, "Open")
     with moving_order(emulator, [(2, "In Progress"), (4, "Shipped")]):

@@ -10,9 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_provider_schneider.exceptions import SchneiderConfigError, SchneiderError
-from airflow_provider_schneider.settings import DEFAULT_CONN_ID
-from airflow_provider_schneider.triggers.order_status import (
+from airflow_provider_schneider.exceptions import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    SchneiderConfigError,
+    SchneiderError,
+)
+from airflow_provider_schneider.order_lookup import (
     ERROR,
     FAILURE,
     NOT_FOUND,
@@ -20,21 +24,18 @@ from airflow_provider_schneider.triggers.order_status import (
     SUCCESS,
     TIMEOUT,
     classify,
-    describe,
     find_order,
     normalize_statuses,
     order_status_of,
+    outcome_message,
 )
-
-try:  # Airflow >= 3.2 keeps these in the Task SDK
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
-except ImportError:  # pragma: no cover - Airflow 3.0 / 3.1
-    from airflow.exceptions import AirflowFailException, AirflowSensorTimeout  # type: ignore[no-redef]
+from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_schneider.hooks.schneider import SchneiderHook
+    from airflow_provider_schneider.triggers.order_status import SchneiderOrderStatusTrigger
 
 # Extra time the task-level deferral timeout grants beyond the trigger's own deadline, so the trigger's
 # timeout event (which names the last status seen) normally arrives before Airflow's generic one.
@@ -113,9 +114,20 @@ class SchneiderOrderStatusSensor(BaseSensorOperator):
 
     @cached_property
     def hook(self) -> SchneiderHook:
+        """One hook for all the pokes of a task run (one session, one token); closed when the run ends."""
         from airflow_provider_schneider.hooks.schneider import SchneiderHook
 
         return SchneiderHook(self.schneider_conn_id)
+
+    def close_hook(self) -> None:
+        """Close the cached hook, if any; the next poke opens a new one."""
+        hook = self.__dict__.pop("hook", None)
+        if hook is not None:
+            hook.close()
+
+    def on_kill(self) -> None:
+        self.close_hook()
+        super().on_kill()
 
     # -- poke mode ----------------------------------------------------------------------------------------
 
@@ -124,7 +136,7 @@ class SchneiderOrderStatusSensor(BaseSensorOperator):
         country, number = str(self.country).strip(), str(self.order_number).strip()
         order = find_order(self.hook, country, number)
         outcome = classify(order, targets, failures)
-        message = describe(outcome, country, number, order_status_of(order or {}), targets)
+        message = outcome_message(outcome, country, number, order_status_of(order or {}), targets)
         if outcome == SUCCESS:
             self.log.info("%s", message)
             return PokeReturnValue(is_done=True, xcom_value=order)
@@ -136,18 +148,21 @@ class SchneiderOrderStatusSensor(BaseSensorOperator):
     # -- deferrable mode ----------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        done = self.poke(context)  # one look first: no trip to the triggerer if the order is already there
-        if done:
-            return done.xcom_value if isinstance(done, PokeReturnValue) else None
-        self.defer(
-            trigger=self.build_trigger(),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout + max(DEFER_TIMEOUT_GRACE, self.poke_interval)),
-        )
+        try:
+            if not self.deferrable:
+                return super().execute(context)
+            done = self.poke(context)  # one look first: no trip to the triggerer if the order is already there
+            if done:
+                return done.xcom_value if isinstance(done, PokeReturnValue) else None
+            self.defer(
+                trigger=self.build_trigger(),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout + max(DEFER_TIMEOUT_GRACE, self.poke_interval)),
+            )
+        finally:  # done, failed, timed out or deferred: this run pokes no more
+            self.close_hook()
 
-    def build_trigger(self, deadline: float | None = None):
+    def build_trigger(self, deadline: float | None = None) -> SchneiderOrderStatusTrigger:
         """The trigger for this wait; ``deadline`` defaults to now + ``timeout``."""
         from airflow_provider_schneider.triggers.order_status import SchneiderOrderStatusTrigger
 

@@ -12,82 +12,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_schneider.order_lookup import (
+    ERROR,
+    FAILURE,
+    NOT_FOUND,
+    SUCCESS,
+    TIMEOUT,
+    classify,
+    find_order,
+    normalize_statuses,
+    order_status_of,
+    outcome_message,
+)
 from airflow_provider_schneider.settings import DEFAULT_CONN_ID
-
-if TYPE_CHECKING:
-    from airflow_provider_schneider.hooks.schneider import SchneiderHook
-
-ORDER_RESOURCE = "order_status"
-
-# Outcomes of one look at the order (also the ``status`` of the trigger's event, plus timeout/error).
-SUCCESS = "success"
-FAILURE = "failure"
-PENDING = "pending"
-NOT_FOUND = "not_found"
-TIMEOUT = "timeout"
-ERROR = "error"
-
-
-def normalize_statuses(value: str | Iterable[str] | None) -> tuple[str, ...]:
-    """One status or several, as a tuple of non-empty stripped strings (order kept, duplicates dropped)."""
-    if value is None:
-        return ()
-    items = [value] if isinstance(value, str) else list(value)
-    return tuple(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
-
-
-def order_status_of(order: Mapping[str, Any]) -> str | None:
-    """The order's status; ``orderStatus`` per the API, ``status`` accepted from other gateways."""
-    value = order.get("orderStatus", order.get("status"))
-    return None if value is None else str(value).strip()
-
-
-def find_order(hook: SchneiderHook, country: str, order_number: str) -> dict[str, Any] | None:
-    """The order whose ``orderNumber`` equals ``order_number`` (the API filter is a prefix match), or None.
-
-    Blocking (``requests``); the trigger runs it in a thread.
-    """
-    from airflow_provider_schneider.resources import get_resource
-
-    resource = get_resource(ORDER_RESOURCE)
-    path = resource.render_path({"country": country})
-    wanted = order_number.strip().casefold()
-    page_size = resource.page_size(hook.settings.page_size)
-    records = hook.iter_records(
-        path, records_field="orderList", params={"order-number": order_number.strip()}, page_size=page_size
-    )
-    for record in records:
-        if isinstance(record, Mapping) and str(record.get("orderNumber", "")).strip().casefold() == wanted:
-            return dict(record)
-    return None
-
-
-def classify(order: Mapping[str, Any] | None, targets: Iterable[str], failures: Iterable[str]) -> str:
-    """SUCCESS, FAILURE, PENDING or NOT_FOUND; statuses compare case-insensitively."""
-    if order is None:
-        return NOT_FOUND
-    status = (order_status_of(order) or "").casefold()
-    if status in {s.casefold() for s in targets}:
-        return SUCCESS
-    if status in {s.casefold() for s in failures}:
-        return FAILURE
-    return PENDING
-
-
-def describe(outcome: str, country: str, order_number: str, status: str | None, targets: Iterable[str]) -> str:
-    """The human sentence for an outcome, shared by the sensor's poke and the trigger's event."""
-    wanted = " or ".join(repr(s) for s in targets)
-    if outcome == SUCCESS:
-        return f"Order {order_number} ({country}) reached status {status!r}"
-    if outcome == FAILURE:
-        return f"Order {order_number} ({country}) has status {status!r}, a failure status: it will never reach {wanted}"
-    if outcome == NOT_FOUND:
-        return f"Order {order_number} ({country}) was not found by the Order Status API"
-    return f"Order {order_number} ({country}) has status {status!r}; waiting for {wanted}"
 
 
 class SchneiderOrderStatusTrigger(BaseTrigger):
@@ -151,7 +92,9 @@ class SchneiderOrderStatusTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, status: str, message: str, order: Mapping[str, Any] | None, polls: int, **extra: Any):
+    def _event(
+        self, status: str, message: str, order: Mapping[str, Any] | None, polls: int, **extra: Any
+    ) -> TriggerEvent:
         return TriggerEvent(
             {
                 "status": status,
@@ -172,13 +115,9 @@ class SchneiderOrderStatusTrigger(BaseTrigger):
         return None if self.deadline is None else self.deadline - time.time()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_schneider.exceptions import AirflowFailException
         from airflow_provider_schneider.hooks.schneider import SchneiderHook
         from airflow_provider_schneider.redaction import redact
-
-        try:
-            from airflow.sdk.exceptions import AirflowFailException
-        except ImportError:  # pragma: no cover - older layouts
-            from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
         hook = SchneiderHook(self.schneider_conn_id)
         polls = errors = 0
@@ -220,7 +159,7 @@ class SchneiderOrderStatusTrigger(BaseTrigger):
                     polls += 1
                     last = order or last
                     outcome = classify(order, self.target_statuses, self.failure_statuses)
-                    message = describe(
+                    message = outcome_message(
                         outcome, self.country, self.order_number, order_status_of(order or {}), self.target_statuses
                     )
                     if outcome in (SUCCESS, FAILURE) or (outcome == NOT_FOUND and self.fail_if_not_found):
