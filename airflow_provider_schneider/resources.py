@@ -1,4 +1,4 @@
-"""The catalog of Schneider read APIs, as data (facts from Schneider's API portal; see README).
+"""The catalog of Schneider read APIs, as data (facts from Schneider's API portal, https://api-explorer.se.com).
 
 An operator is a thin layer over an entry here; a new API version is a new entry. Imports stay stdlib-only:
 DAG files import operators, and operators import this module, on every parse loop.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -80,8 +80,6 @@ class Resource:
     method: str = "GET"
     required_params: tuple[str, ...] = ()
     max_page_size: int | None = None
-    description: str = ""
-    defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.pagination not in PAGINATION_STYLES:
@@ -113,69 +111,69 @@ _CATALOG_IDS = ("supplierid", "supplierid-type", "customerid", "customerid-type"
 RESOURCES: dict[str, Resource] = {
     r.name: r
     for r in (
+        # Partner Order Status v1.1: orders of the customer linked to the credentials.
         Resource(
             "order_status",
             "/v1/supply-chain/partner-order-status/orders/{country}",
             records_field="orderList",
             pagination=PAGE_NUMBER,
             max_page_size=100,
-            description="Partner Order Status v1.1: orders of the customer linked to the credentials.",
         ),
+        # Older Order Status variant (200 orders per page).
         Resource(
             "order_status_legacy",
             "/v1/supply-chain/order-status/orders/{country}",
             records_field="orderList",
             pagination=PAGE_NUMBER,
             max_page_size=200,
-            description="Older Order Status variant (200 orders per page).",
         ),
+        # Product Catalog v2: full scope, detail or delta (date-of-reference + change-type).
         Resource(
             "product_catalog",
             "/v2/reference-data/product/product-catalog/products",
             records_field="products",
             required_params=_CATALOG_IDS,
-            description="Product Catalog v2: full scope, detail or delta (date-of-reference + change-type).",
         ),
+        # Product Catalog v1.
         Resource(
             "product_catalog_v1",
             "/v1/reference-data/product/product-catalog/products",
             records_field="products",
             required_params=_CATALOG_IDS,
-            description="Product Catalog v1.",
         ),
+        # Product Stock Level Checker v1.1, one product per call.
         Resource(
             "stock_level",
             "/productstocklevelchecker/1.1/products/{product_reference}",
             records_field=None,
-            description="Product Stock Level Checker v1.1, one product per call.",
         ),
+        # Stock Level Checker v1.1 for Brazil, Finland and Sweden: many products per POST.
         Resource(
             "stock_levels_bulk",
             "/productstocklevelchecker/1.1/products/stock-levels",
             records_field=None,
             method="POST",
-            description="Stock Level Checker v1.1 for Brazil, Finland and Sweden: many products per POST.",
         ),
+        # Product Availability v2: delivery date, shortage and lead time for a quantity.
         Resource(
             "product_availability",
             "/v2/sales-operation/product-availability/products/{product_reference}",
             records_field=None,
             required_params=("quantity",),
-            description="Product Availability v2: delivery date, shortage and lead time for a quantity.",
         ),
+        # Product Net Price v1.0; business errors arrive inside a 200 (errorMessages).
         Resource(
             "net_price",
             "/v1/customer-journey/distributor/product-netprice/product-reference",
             records_field=None,
             required_params=("catalog-number", "quantity"),
-            description="Product Net Price v1.0; business errors arrive inside a 200 (errorMessages).",
         ),
+        # Distributor Quote v1.0: quote header and lines.
         Resource(
             "distributor_quote",
             # The base path is not published; assumed (pass ``endpoint`` to the generic operator otherwise).
             "/v1/customer-journey/distributor/quote/quotelines/{quote_number}",
             records_field="quoteLines",
-            description="Distributor Quote v1.0: quote header and lines.",
         ),
     )
 }

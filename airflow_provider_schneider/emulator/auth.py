@@ -1,6 +1,6 @@
 """OAuth 2.0 client-credentials token endpoint and API-call authentication.
 
-Both client-authentication styles of the facts file are accepted (HTTP Basic, or ``client_id`` /
+Both client-authentication styles Schneider documents are accepted (HTTP Basic, or ``client_id`` /
 ``client_secret`` form fields); API calls accept a live bearer token or, if enabled, the ``apikey`` query
 parameter, which is removed from the query so it never acts as a business filter. The ``apigee`` profile
 answers in the shapes of :mod:`.apigee` instead of RFC 6749's and Schneider's.

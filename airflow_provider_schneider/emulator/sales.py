@@ -1,6 +1,6 @@
 """Net Price v1.0, Distributor Quote v1.0 and the mySE Order Entry FR v2 write API.
 
-Net Price and Order Entry report business errors inside a 200 (``errorMessages``), as the facts file says.
+Net Price and Order Entry report business errors inside a 200 (``errorMessages``), as Schneider documents.
 """
 
 from __future__ import annotations

@@ -70,8 +70,8 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
 
     For backfills pass ``date_of_reference=DELTA_SINCE_INTERVAL_START`` (``{{ data_interval_start | ds }}``)
     and ``changed_before=CHANGED_BEFORE_INTERVAL_END``: one DAG definition then serves daily schedules and
-    any backfill range, each interval's file holding that interval's changes. When a date and references
-    are both given the API applies the delta and ignores the references.
+    any backfill range, each interval's file holding that interval's changes (see ``docs/backfills.md``).
+    When a date and references are both given the API applies the delta and ignores the references.
 
     :param date_of_reference: delta start (templated); ``YYYY-MM-DD`` or any ISO timestamp.
     :param change_type: ``new``, ``update``, ``delete`` or ``all`` (templated).
