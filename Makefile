@@ -24,6 +24,7 @@ demo: setup
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)

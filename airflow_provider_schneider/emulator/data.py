@@ -374,7 +374,7 @@ def quote(seed: int, quote_number: str, products: int) -> dict[str, object] | No
         return None
     d = _digest(seed, "quote", quote_number)
     created = _ORDER_BASE_DATE + dt.timedelta(days=_num(d, 0) % 730)
-    lines = []
+    lines: list[dict[str, str | int | float]] = []
     for k in range(1 + _num(d, 4) % 10):
         ld = _digest(seed, "quote", quote_number, k)
         index = _num(ld, 0) % products

@@ -79,7 +79,9 @@ def _filter(state: EmulatorState, req: Request, country: str) -> tuple[range, Bu
 
 def _scan(build: Builder, indexes: Iterable[int], page: int, size: int) -> Response:
     """One pass over the candidates keeping only the requested page and the running last page."""
-    count, wanted, tail = 0, [], []
+    count = 0
+    wanted: list[dict[str, object]] = []
+    tail: list[dict[str, object]] = []
     start = (page - 1) * size
     for index in indexes:
         record = build(index)
