@@ -213,26 +213,25 @@ def check_outputs(
 # -- secrets ---------------------------------------------------------------------------------------
 
 
-def secrets_scan(workdir: Path, tokens: list[str]) -> Check:
-    """Every file the run left (task logs, component output, outputs, DB, cache) against every secret."""
+def secrets_scan(workdir: Path, tokens: list[str], extra_roots: tuple[Path, ...] = ()) -> Check:
+    """Every file the run left (task logs, component output, outputs, DB, cache) against every secret.
+
+    ``extra_roots``: more directories of the run outside ``workdir`` (e.g. a PostgreSQL data directory)."""
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     needles = {"client secret": CLIENT_SECRET, "Basic header": basic, "api key": API_KEY}
     needles.update({f"token {i + 1}": token for i, token in enumerate(tokens)})
     encoded = {label: value.encode() for label, value in needles.items()}
-    files = {p for p in workdir.rglob("*") if p.is_file() and p.suffix != ".py"}
+    files = {p for root in (workdir, *extra_roots) for p in root.rglob("*") if p.is_file() and p.suffix != ".py"}
     hits: list[str] = []
     task_logs = 0
     for path in sorted(files):
-        if "logs" in path.relative_to(workdir).parts and "dag_id=" in str(path):
+        if "logs" in path.parts and "dag_id=" in str(path):
             task_logs += 1
         blob = path.read_bytes()
-        hits += [f"{label} in {path.relative_to(workdir)}" for label, v in encoded.items() if v in blob]
+        hits += [f"{label} in {path}" for label, v in encoded.items() if v in blob]
     detail = f"{len(files)} files ({task_logs} task logs), {len(tokens)} issued tokens + 3 secrets: "
     return Check(
         "secrets scan",
         not hits and task_logs > 0 and bool(tokens),
         detail + (f"{len(hits)} hits {hits[:5]}" if hits else "0 hits"),
     )
-
-
-# -- the whole run ---------------------------------------------------------------------------------

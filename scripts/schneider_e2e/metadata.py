@@ -50,3 +50,32 @@ def parse_db_time(value: str | None) -> float | None:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.timezone.utc)
     return stamp.timestamp()
+
+
+class PostgresMetadataDb(MetadataDb):
+    """The same queries on PostgreSQL (psycopg2); timestamps come back as ISO strings, as from SQLite."""
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:  # type: ignore[override]
+        import psycopg2
+        import psycopg2.extras
+
+        con = psycopg2.connect(self.dsn)
+        con.autocommit = True
+        try:
+            with con.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                cur.execute(sql.replace("?", "%s"), params)
+                found = cur.fetchall() if cur.description else []
+        finally:
+            con.close()
+        return [{k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in row.items()} for row in found]
+
+    def task_instances(self, backfill_id: int) -> list[dict[str, Any]]:  # type: ignore[override]
+        return self.rows(
+            "SELECT ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.state, ti.try_number, ti.start_date, "
+            "ti.end_date, ti.hostname FROM task_instance ti JOIN dag_run dr "
+            "ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id WHERE dr.backfill_id = ?",
+            (backfill_id,),
+        )

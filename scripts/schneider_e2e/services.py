@@ -30,14 +30,19 @@ class Processes:
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
         self.started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        self._stop_signals: dict[int, int] = {}
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, args: list[str], env: dict[str, str], stop_signal: int = signal.SIGTERM
+    ) -> subprocess.Popen[bytes]:
+        """Start ``args``; its output goes to ``<name>.log`` (appended to, for a restarted component)."""
         log_path = self.log_dir / f"{name}.log"
-        with open(log_path, "wb") as out:
+        with open(log_path, "ab") as out:
             proc = subprocess.Popen(
                 args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
         self.started.append((name, proc, log_path))
+        self._stop_signals[proc.pid] = stop_signal
         return proc
 
     def check_alive(self) -> None:
@@ -47,7 +52,7 @@ class Processes:
 
     def stop_all(self, grace: float = 20.0) -> None:
         for _name, proc, _log in reversed(self.started):
-            _signal_group(proc, signal.SIGTERM)
+            _signal_group(proc, self._stop_signals.get(proc.pid, signal.SIGTERM))
         deadline = time.monotonic() + grace
         for _name, proc, _log in self.started:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -57,6 +62,7 @@ class Processes:
             if proc.poll() is None:
                 proc.wait()
         self.started.clear()
+        self._stop_signals.clear()
 
 
 def marked_pids(workdir: Path) -> list[int]:
