@@ -99,6 +99,9 @@ def test_pull_longer_than_the_token_lifetime_renews_before_expiry(emulator, schn
 def test_token_revoked_mid_pull_is_refreshed_once_and_the_pull_is_exact(emulator, schneider_conn):
     """Revoke every token while a pull runs in another process: one refresh, replays, exact records."""
     emulator.configure(latency_ms=60, orders_per_country=1500)
+    # The 25th call is held for 5 s, so the pull is still under way when the revocation below comes, even
+    # if this test process is starved on a loaded machine (150 calls of 60 ms otherwise take ~2 s in all).
+    emulator.add_fault(target="api", kind="delay", delay_s=5, skip=24, times=1)
     pull = start_child({"mode": "pull", "page_size": 10})
     try:
         wait_for(lambda: emulator.stats()["api_calls"] >= 20, "the pull to be under way")
