@@ -51,7 +51,7 @@ class ClientSecretPost(requests.auth.AuthBase):
         self._fields = [("client_id", client_id), ("client_secret", client_secret)]
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        body = r.body.decode() if isinstance(r.body, bytes) else (r.body or "")
+        body = r.body.decode() if isinstance(r.body, bytes) else str(r.body or "")
         r.prepare_body(data=[*parse_qsl(body, keep_blank_values=True), *self._fields], files=None)
         return r
 
@@ -64,7 +64,7 @@ class ApiKeyAuth(requests.auth.AuthBase):
         register_secret(api_key)
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.prepare_url(r.url, {"apikey": self._api_key})
+        r.prepare_url(r.url or "", {"apikey": self._api_key})
         return r
 
     def replay_after_401(self, fields: ErrorFields) -> bool:

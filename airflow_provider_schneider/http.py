@@ -8,6 +8,7 @@ deadline and a body cap (:mod:`transport`).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -274,7 +275,9 @@ class SchneiderHttpClient:
         try:
             return parse_json(body)
         except ValueError as exc:
-            detail = f"{exc.msg} at byte {exc.pos} of {len(body)}" if hasattr(exc, "msg") else str(exc)
+            detail = (
+                f"{exc.msg} at byte {exc.pos} of {len(body)}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            )
             raise self._error(
                 SchneiderResponseError, f"response is not valid JSON ({detail})", method, path, page=page
             ) from None

@@ -31,7 +31,7 @@ def _stats() -> Any:
     try:
         from airflow.sdk.observability.stats import Stats
     except ImportError:  # Airflow 3.1: the core module (not deprecated there)
-        from airflow.stats import Stats  # type: ignore[no-redef]
+        from airflow.stats import Stats
     return Stats
 
 

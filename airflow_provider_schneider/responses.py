@@ -89,8 +89,8 @@ def error_fields(content_type: str, body: bytes, secrets: Iterable[str] = ()) ->
         return ErrorFields(user_message=_text(text or None, 200, secrets))
     if not isinstance(data, dict):
         return ErrorFields()
-    fault = data.get("fault") if isinstance(data.get("fault"), dict) else {}
-    detail = fault.get("detail") if isinstance(fault.get("detail"), dict) else {}
+    fault: dict[str, Any] = data["fault"] if isinstance(data.get("fault"), dict) else {}
+    detail: dict[str, Any] = fault["detail"] if isinstance(fault.get("detail"), dict) else {}
     code = _first(data, "code", "error", "ErrorCode", "errorCode") or detail.get("errorcode")
     message = _first(data, "userMessage", "error_description", "Error", "message") or fault.get("faultstring")
     if isinstance(data.get("error"), dict):  # {"error": {"code": ..., "message": ...}}

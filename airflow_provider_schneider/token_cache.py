@@ -192,18 +192,17 @@ class TokenManager:
         if isinstance(tier, VariableTier) and tier.status() is not None:
             notes.append(f"variable ({tier.status()})")
             return None
-        token = tier.read()
-        if self.usable(token):
+        token, name = tier.read(), tier.name
+        if token is not None and self.usable(token):
             for cheaper in (self.memory, self.file):
                 if cheaper is tier:
                     break
                 if cheaper is not None:
-                    cheaper.write(token)  # type: ignore[arg-type]
-            self.last_source = tier.name
-            metrics.token_reused(tier.name)
+                    cheaper.write(token)
+            self.last_source = name
+            metrics.token_reused(name)
             self._announce(
-                f"Using the Schneider token of connection '{self.settings.conn_id}' from the {tier.name} cache",
-                token,
+                f"Using the Schneider token of connection '{self.settings.conn_id}' from the {name} cache", token
             )
             return token
         if token is None:

@@ -184,7 +184,7 @@ class _GuardedHTTPConnection(HTTPConnection):
         _watch(self)
         super().connect()
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self)
         super().request(*args, **kwargs)
 
@@ -196,7 +196,7 @@ class _GuardedHTTPSConnection(HTTPSConnection):
         _watch(self)
         super().connect()
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self)
         super().request(*args, **kwargs)
 

@@ -1,7 +1,8 @@
 """Child process of a hostile-gateway case: one call through ``SchneiderHook``, then one JSON line with the
-outcome and the time it took. Run as ``python -m tests.hostile_child OP [PATH]`` with the connection in
+outcome and the time it took. Run as ``python tests/hostile_child.py OP [PATH]`` with the connection in
 ``AIRFLOW_CONN_SCHNEIDER_DEFAULT``; works with any version of the provider on ``PYTHONPATH`` (the benchmark
-measures the code before a change with it too)."""
+measures the code before a change with it too). Run as a script, so nothing of this checkout but the
+installed package (or ``PYTHONPATH``) is importable."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def main() -> None:
     path = sys.argv[2] if len(sys.argv) > 2 else ORDERS
     from airflow_provider_schneider.hooks.schneider import SchneiderHook
 
+    if os.environ.get("HOSTILE_SHOW_SOURCE"):
+        import airflow_provider_schneider
+
+        print("provider from", airflow_provider_schneider.__file__, file=sys.stderr)
     hook = SchneiderHook()
     started = time.monotonic()
     result: dict[str, object] = {"outcome": "ok"}

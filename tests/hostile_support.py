@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,10 +113,13 @@ def run_case(
         "extra": {**CASE_EXTRAS, **(extras or {})},
     }
     env = {**os.environ, "AIRFLOW_CONN_SCHNEIDER_DEFAULT": json.dumps(connection)}
-    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (source, REPO) if p is not None)
-    cmd = [sys.executable, "-m", "tests.hostile_child", case.op, case.path]
+    # Run as a script from outside the checkout, so only ``source`` (or the installed package) is importable.
+    env["PYTHONPATH"] = str(source) if source is not None else ""
+    cmd = [sys.executable, str(REPO / "tests" / "hostile_child.py"), case.op, case.path]
     started = time.monotonic()
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO)
+    child = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=tempfile.gettempdir()
+    )
     peak = 0.0
     while child.poll() is None and time.monotonic() - started < hard_timeout:
         peak = max(peak, _peak_rss_mb(child.pid) or 0.0)
