@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: setup demo test test-lowest test-matrix lint bench dist clean
+.PHONY: setup demo test test-lowest test-matrix lint bench dist clean e2e-cluster
 
 setup: $(STAMP)
 
@@ -37,6 +37,22 @@ test-lowest:
 
 test-matrix: test test-lowest
 
+# The cluster end-to-end run (docs/cluster.md#running-on-a-cluster): CeleryExecutor on PostgreSQL and Redis
+# (Debian packages, installed if missing), three worker hosts, outputs on S3 (moto). Own venv: .venv-cluster.
+CLUSTER_VENV ?= .venv-cluster
+CLUSTER_STAMP := $(CLUSTER_VENV)/.installed-$(AIRFLOW_VERSION)
+CLUSTER_ARGS ?=
+
+$(CLUSTER_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(CLUSTER_VENV)
+	$(CLUSTER_VENV)/bin/python -m pip install -q --disable-pip-version-check 'pip>=25.1'
+	$(CLUSTER_VENV)/bin/python -m pip install -q --disable-pip-version-check -e . --group cluster \
+		'apache-airflow==$(AIRFLOW_VERSION)'
+	rm -f $(CLUSTER_VENV)/.installed-* && touch $@
+
+e2e-cluster: $(CLUSTER_STAMP)
+	$(CLUSTER_VENV)/bin/python scripts/e2e_cluster.py $(CLUSTER_ARGS)
+
 bench: setup
 	$(PY) benchmarks/token_reuse.py
 	$(PY) benchmarks/pull_throughput.py
@@ -48,4 +64,4 @@ dist: setup
 	$(PY) -m twine check --strict dist/*
 
 clean:
-	rm -rf $(VENV) .venv-lowest .pytest_cache build dist *.egg-info
+	rm -rf $(VENV) .venv-lowest $(CLUSTER_VENV) .pytest_cache build dist *.egg-info
