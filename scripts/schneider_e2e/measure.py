@@ -122,12 +122,13 @@ def check_tokens(result: PhaseResult, opts: Options, *, single_flight_spacing: b
         f"{result.token_requests} tokens over {result.task_span_s:.0f} s of {opts.token_lifetime} s tokens",
     )
     if single_flight_spacing and result.min_token_gap_s is not None:
-        # One host: the file lock makes refreshes single flight, so no two requests come closer than the
-        # usable lifetime (1 s of slack for the emulator's own timing). Across hosts only the Variable is
-        # shared, without a lock: two hosts can then refresh at the same moment (see docs/backfills.md).
+        # One host: the file lock makes refreshes single flight, so no two requests come at once. A duplicate
+        # refresh lands within a token request's latency of the first; renewals are about a usable lifetime
+        # apart, less the time a token answer took to reach its process (seconds on a loaded machine, which
+        # is why the bound is half a usable lifetime, not the whole: timing is measured, not asserted).
         result.check(
-            "single flight: token requests >= lifetime - leeway apart",
-            result.min_token_gap_s >= usable - 1.0,
+            "single flight: no two token requests at once",
+            result.min_token_gap_s >= usable / 2,
             f"closest two {result.min_token_gap_s:.1f} s apart (usable lifetime {usable:g} s)",
         )
     result.check(

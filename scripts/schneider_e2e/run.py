@@ -93,12 +93,26 @@ class E2ERun:
     def start_components(self) -> None:
         """API server (the tasks' execution API) first, then the dag processor and the scheduler."""
         airflow = [sys.executable, "-m", "airflow"]
-        api = [*airflow, "api-server", "--port", str(self.api_port), "--workers", "1"]
-        self.procs.start("api-server", api, self.env)
-        health = f"http://127.0.0.1:{self.api_port}/api/v2/monitor/health"
-        wait_for("the API server", lambda: http_ok(health), min(180, self.remaining()), self.procs)
+        for attempt in range(3):
+            api = [*airflow, "api-server", "--port", str(self.api_port), "--workers", "1"]
+            proc = self.procs.start("api-server", api, self.env)
+            health = f"http://127.0.0.1:{self.api_port}/api/v2/monitor/health"
+            try:
+                wait_for("the API server", lambda u=health: http_ok(u), min(180, self.remaining()), self.procs)
+                break
+            except E2EError:
+                # The port was free when picked, but another process on the machine may take it before the
+                # API server binds it: pick another one and start again (the scheduler is not running yet).
+                if attempt == 2 or proc.poll() is None or "address already in use" not in str(self._api_log()):
+                    raise
+                self.procs.forget(proc)
+                self.api_port = free_port()
+                self.env = build_environment(self.opts, self.home, self.api_port, self.emulator.url)
         self.procs.start("dag-processor", [*airflow, "dag-processor"], self.env)
         self.procs.start("scheduler", [*airflow, "scheduler"], self.env)
+
+    def _api_log(self) -> str:
+        return (self.opts.workdir / "api-server.log").read_text(errors="replace").lower()
 
     # -- a phase: create the backfills, wait, check ----------------------------------------------------
 

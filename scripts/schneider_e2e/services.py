@@ -45,6 +45,11 @@ class Processes:
         self._stop_signals[proc.pid] = stop_signal
         return proc
 
+    def forget(self, proc: subprocess.Popen[bytes]) -> None:
+        """Drop a process that has exited (so ``check_alive`` no longer reports it)."""
+        self.started = [entry for entry in self.started if entry[1] is not proc]
+        self._stop_signals.pop(proc.pid, None)
+
     def check_alive(self) -> None:
         for name, proc, log_path in self.started:
             if proc.poll() is not None:
