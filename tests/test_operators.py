@@ -91,7 +91,7 @@ print(json.dumps({"added": added, "all": sorted(sys.modules)}))
         "airflow_provider_schneider.operators.products",
         "airflow_provider_schneider.operators.catalog",
         "airflow_provider_schneider.operators.pull",
-        "airflow_provider_schneider.operators.references",
+        "airflow_provider_schneider.operators.arguments",
     }, ours
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_schneider.exceptions import SchneiderConfigError, SchneiderResponseError
+from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators.base import SchneiderBaseOperator
 from airflow_provider_schneider.operators.pull import Call, PullPlan, PullStats, frozen
 from airflow_provider_schneider.resources import PAGE_NUMBER, PathSubstitution, Resource, get_resource
@@ -176,12 +176,7 @@ class SchneiderApiOperator(SchneiderBaseOperator):
         if records is None:
             return []
         if not isinstance(records, list):
-            raise SchneiderResponseError(
-                f"{self.task_id}: field '{self.records_field}' is not a list",
-                conn_id=self.schneider_conn_id,
-                method=call.method,
-                path=call.path,
-            )
+            raise self.response_error(f"field '{self.records_field}' is not a list", call.method, call.path)
         return records
 
     def manifest_facts(self, plan: PullPlan, stats: PullStats) -> dict[str, Any]:

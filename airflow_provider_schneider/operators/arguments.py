@@ -1,9 +1,13 @@
-"""Product references as operators receive them: a list, a comma string, or nested chunks from XCom."""
+"""Operator arguments as they arrive after templating: product references (a list, a comma string, nested
+chunks from XCom) and dates (``2026-11-04``, ``{{ data_interval_start }}``, a date). Stdlib only."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any, TypeVar
+
+from airflow_provider_schneider.exceptions import SchneiderConfigError
 
 T = TypeVar("T")
 
@@ -37,3 +41,24 @@ def as_items(value: Any) -> list[Any]:
             seen.add(item)
         out.append(item)
     return out
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """A date from ``2026-11-04``, ``2026-11-04T00:00:00+00:00`` (``{{ data_interval_start }}``) or a date;
+    ``None`` when ``value`` is none of these."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        return None
+
+
+def as_date(value: Any, name: str) -> dt.date:
+    """:func:`parse_date` of an argument: anything else is a configuration error naming ``name``."""
+    date = parse_date(value)
+    if date is None:
+        raise SchneiderConfigError(f"{name} must be a date (YYYY-MM-DD), got {str(value).strip()!r}")
+    return date

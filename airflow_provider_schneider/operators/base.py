@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_schneider.exceptions import SchneiderConfigError
+from airflow_provider_schneider.exceptions import SchneiderConfigError, SchneiderResponseError
 from airflow_provider_schneider.operators.pull import Call, ProgressLog, PullPlan, PullResult, PullStats, duration
 from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
@@ -145,6 +145,12 @@ class SchneiderBaseOperator(BaseOperator):
         """Runs last, once the output is in place and the asset events annotated (a failed pull never gets here)."""
 
     # -- running a plan -----------------------------------------------------------------------------------
+
+    def response_error(self, message: str, method: str, path: str, **details: Any) -> SchneiderResponseError:
+        """Data in an answer that cannot be used: a response error (Airflow may retry), not a config error."""
+        return SchneiderResponseError(
+            f"{self.task_id}: {message}", conn_id=self.schneider_conn_id, method=method, path=path, **details
+        )
 
     def fetch(self, hook: SchneiderHook, call: Call) -> Any:
         return hook.request(call.method, call.path, params=call.query, json=call.json_body, retry=call.retry)

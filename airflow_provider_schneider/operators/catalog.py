@@ -8,10 +8,10 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_schneider.exceptions import SchneiderConfigError, SchneiderResponseError
+from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators.api import SchneiderApiOperator
+from airflow_provider_schneider.operators.arguments import as_date, as_items, chunks, parse_date
 from airflow_provider_schneider.operators.pull import Call, PullPlan, PullStats, frozen
-from airflow_provider_schneider.operators.references import as_items, chunks
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,27 +24,6 @@ DELTA_SINCE_INTERVAL_START = "{{ data_interval_start | ds }}"
 #: ... and, with ``changed_before``, none from after its end, so each interval's file holds its own changes.
 CHANGED_BEFORE_INTERVAL_END = "{{ data_interval_end | ds }}"
 CHANGE_TYPES = ("new", "update", "delete", "all")
-
-
-def parse_date(value: Any) -> dt.date | None:
-    """A date from ``2026-11-04``, ``2026-11-04T00:00:00+00:00`` (``{{ data_interval_start }}``) or a date;
-    ``None`` when ``value`` is none of these."""
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip()[:10])
-    except ValueError:
-        return None
-
-
-def as_date(value: Any, name: str) -> dt.date:
-    """:func:`parse_date` of an argument: anything else is a configuration error naming ``name``."""
-    date = parse_date(value)
-    if date is None:
-        raise SchneiderConfigError(f"{name} must be a date (YYYY-MM-DD), got {str(value).strip()!r}")
-    return date
 
 
 @dataclass(frozen=True)
@@ -276,13 +255,9 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
     def _change_date(self, plan: PullPlan, record: Mapping[str, Any], value: Any) -> dt.date:
         date = parse_date(value)
         if date is None:
-            raise SchneiderResponseError(
-                f"{self.task_id}: a record's '{self.change_date_field}' is {value!r}, not a date "
-                f"({record.get('commercialReference', 'no reference')!r})",
-                conn_id=self.schneider_conn_id,
-                method=plan.method,
-                path=plan.path,
-            )
+            reference = record.get("commercialReference", "no reference")
+            message = f"a record's '{self.change_date_field}' is {value!r}, not a date ({reference!r})"
+            raise self.response_error(message, plan.method, plan.path)
         return date
 
     def manifest_facts(self, plan: PullPlan, stats: PullStats) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from airflow_provider_schneider.exceptions import (
     SchneiderApiError,
     SchneiderBusinessError,
     SchneiderConfigError,
-    SchneiderResponseError,
 )
+from airflow_provider_schneider.operators.arguments import MAX_LISTED, as_items, chunks
 from airflow_provider_schneider.operators.base import SchneiderBaseOperator
 from airflow_provider_schneider.operators.catalog import (
     CHANGED_BEFORE_INTERVAL_END,
@@ -21,7 +21,6 @@ from airflow_provider_schneider.operators.catalog import (
     SchneiderProductCatalogOperator,
 )
 from airflow_provider_schneider.operators.pull import Call, PullPlan, PullStats, frozen
-from airflow_provider_schneider.operators.references import MAX_LISTED, as_items, chunks
 from airflow_provider_schneider.resources import PathSubstitution, get_resource
 from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
@@ -189,12 +188,10 @@ class SchneiderStockLevelOperator(_ProductFanOutOperator):
                 if self.on_not_found == "fail":
                     error = entry["error"]
                     detail = error if isinstance(error, Mapping) else {"userMessage": str(error)}
-                    raise SchneiderResponseError(
-                        f"{self.task_id}: product {entry.get('productReference')!r} came back with an error "
-                        "(on_not_found='fail')",
-                        conn_id=self.schneider_conn_id,
-                        method=call.method,
-                        path=call.path,
+                    raise self.response_error(
+                        f"product {entry.get('productReference')!r} came back with an error (on_not_found='fail')",
+                        call.method,
+                        call.path,
                         code=detail.get("code"),
                         user_message=detail.get("userMessage"),
                     )

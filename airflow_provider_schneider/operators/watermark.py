@@ -38,6 +38,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_schneider.operators.arguments import parse_date
+
 log = logging.getLogger(__name__)
 
 STATE_KEY_PREFIX = "delta_watermark"
@@ -86,22 +88,17 @@ def state_key(scope: Iterable[str], change_type: str) -> str:
 def _date(value: Any) -> dt.date | None:
     if value is None:
         return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip()[:10])
-    except ValueError:
+    date = parse_date(value)
+    if date is None:
         log.warning("Ignoring a watermark that is not a date: %r", value)
-        return None
+    return date
 
 
 def default_until(context: Mapping[str, Any]) -> dt.date:
     """End of the data interval, else the date the run was due (``run_after``), else today (UTC)."""
-    end = context.get("data_interval_end")
+    end = _date(context.get("data_interval_end"))
     if end is not None:
-        return _date(end)  # type: ignore[return-value]
+        return end
     run_after = getattr(context.get("dag_run"), "run_after", None) or context.get("logical_date")
     return _date(run_after) or dt.datetime.now(dt.timezone.utc).date()
 
