@@ -25,7 +25,7 @@ Stdlib and ``airflow.sdk`` only: operators import this while a DAG file is parse
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import SplitResult, quote, unquote
 
 if TYPE_CHECKING:
@@ -68,8 +68,9 @@ EVENT_EXTRA_KEYS = (
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
 
 
-def is_static(value: Any) -> bool:
-    """A plain value known at parse time: not a Jinja template, not an XComArg or mapped argument."""
+def is_static(value: Any) -> TypeGuard[str | int | float]:
+    """A plain value known at parse time (a string or a number): not a Jinja template, not an XComArg or
+    mapped argument."""
     if isinstance(value, str):
         return bool(value.strip()) and not any(mark in value for mark in _TEMPLATE_MARKS)
     return isinstance(value, (int, float)) and not isinstance(value, bool)
