@@ -179,3 +179,20 @@ def test_unicode_secrets_work_in_both_client_auth_styles(schneider_conn, emulato
     assert len(records) == 250
     if client_auth == "basic":  # the value the masker knows is exactly the one on the wire
         assert base64.b64encode(f"{CLIENT_ID}:{secret}".encode()).decode() in redaction._known_secrets
+
+
+@only_profile("default")
+def test_host_without_scheme_against_a_loopback_server_suggests_http(schneider_conn, emulator, monkeypatch):
+    """The host defaults to https; the emulator speaks http: the TLS error says what to write instead."""
+    import json as _json
+
+    host = emulator.url.removeprefix("http://")
+    value = _json.dumps(
+        {"conn_type": "schneider", "host": host, "login": CLIENT_ID, "password": "demo-secret",
+         "extra": {"token_cache": "none", "retry_max_attempts": 1}}
+    )  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_NOSCHEME", value)
+    with pytest.raises(Exception) as info:
+        SchneiderHook("noscheme").get_token()
+    text = str(info.value)
+    assert "TLS error" in text and "write http:// in the connection's host or set its schema to 'http'" in text

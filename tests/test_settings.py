@@ -209,3 +209,15 @@ def test_saved_form_fields_carry_no_default():
     assert {"token_refresh_spread", "token_wait_timeout", "retry_backoff_initial", "retry_backoff_max"} <= set(
         CONN_FIELDS
     )
+
+
+def test_docs_connection_table_is_generated_from_the_field_declarations():
+    from airflow_provider_schneider.connection_fields import markdown_table
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "connection.md").read_text()
+    section = text.split("<!-- connection-fields:start -->\n", 1)[1].split("\n<!-- connection-fields:end -->", 1)[0]
+    assert section == markdown_table(), (
+        "docs/connection.md is stale: paste the output of python -c 'from airflow_provider_schneider."
+        "connection_fields import markdown_table; print(markdown_table())' between its markers"
+    )
