@@ -189,16 +189,8 @@ class _GuardedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _GuardedHTTPSConnection(HTTPSConnection):
-    debuglevel = 0
-
-    def connect(self) -> None:
-        _watch(self)
-        super().connect()
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self)
-        super().request(*args, **kwargs)
+class _GuardedHTTPSConnection(_GuardedHTTPConnection, HTTPSConnection):
+    """The same for TLS (the guard's behaviour comes first in the MRO, TLS from ``HTTPSConnection``)."""
 
 
 def _watch(connection: HTTPConnection) -> None:

@@ -30,7 +30,7 @@ import pytest
 from packaging.version import Version
 
 from airflow_provider_schneider.get_provider_info import CONN_FIELDS
-from tests.conftest import API_KEY, CLIENT_ID, CLIENT_SECRET, REPO
+from tests.conftest import API_KEY, CLIENT_ID, CLIENT_SECRET, REPO, only_profile
 from tests.ui_support import CHROMIUM_MISSING, PLAYWRIGHT_MISSING, ApiServer, UiTestSkippedWarning, chromium_path
 
 CHROMIUM = chromium_path()
@@ -111,6 +111,7 @@ def open_schneider_form(page: Any, url: str) -> Any:
 
 
 @pytest.mark.ui
+@only_profile("default")  # the form is the same for both dialects; the CLI tests below run both
 def test_connection_form_renders_and_test_succeeds(api_server, page, emulator):
     rewritten: list[dict] = []
     work_around_port_zero(page, rewritten)
