@@ -225,4 +225,4 @@ def request_token(settings: SchneiderSettings, session: requests.Session) -> Tok
             )
         raise error
 
-    return call_with_retries(attempt, policy=settings.retry, log=log, describe=f"token request ({where})")
+    return call_with_retries(attempt, policy=settings.retry, log=log, what=f"token request ({where})")

@@ -101,7 +101,7 @@ class SchneiderHttpClient:
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
-        json_body: Any = None,
+        json: Any = None,
         retry: bool | None = None,
         page: int | None = None,
     ) -> Any:
@@ -117,7 +117,7 @@ class SchneiderHttpClient:
         should_retry = method in IDEMPOTENT_METHODS if retry is None else retry
 
         def attempt() -> Any:
-            return self._send_authenticated(method, url, shown_path, query, json_body, page)
+            return self._send_authenticated(method, url, shown_path, query, json, page)
 
         if not should_retry:
             return no_retry(attempt)
@@ -125,7 +125,7 @@ class SchneiderHttpClient:
             attempt,
             policy=self.settings.retry,
             log=log,
-            describe=f"{method} {shown_path}" + (f" page {page}" if page else ""),
+            what=f"{method} {shown_path}" + (f" page {page}" if page else ""),
             on_wait=self._note_wait,
         )
 
@@ -138,16 +138,16 @@ class SchneiderHttpClient:
         return cls(message, conn_id=self.settings.conn_id, method=method, path=path, **kw)
 
     def _send_authenticated(
-        self, method: str, url: str, path: str, query: list[tuple[str, str]], json_body: Any, page: int | None
+        self, method: str, url: str, path: str, query: list[tuple[str, str]], body: Any, page: int | None
     ) -> Any:
         self._wait_if_paused()  # before the token lookup: a long throttle pause must not age the token
-        answer = self._send(method, url, path, query, json_body, page)
+        answer = self._send(method, url, path, query, body, page)
         if answer.status == 401:
             fields = self._fields(answer)
             if not self.auth.replay_after_401(fields):
                 raise self._permission(answer, fields, method, path, page, self.auth.rejection(fields, False))
             log.info("HTTP 401 (%s) on %s %s: refreshing the token once and replaying", fields.summary(), method, path)
-            answer = self._send(method, url, path, query, json_body, page)
+            answer = self._send(method, url, path, query, body, page)
             if answer.status == 401:
                 fields = self._fields(answer)
                 raise self._permission(answer, fields, method, path, page, self.auth.rejection(fields, True))
@@ -169,7 +169,7 @@ class SchneiderHttpClient:
             time.sleep(delay)
 
     def _send(
-        self, method: str, url: str, path: str, query: list[tuple[str, str]], json_body: Any, page: int | None
+        self, method: str, url: str, path: str, query: list[tuple[str, str]], body: Any, page: int | None
     ) -> Exchange:
         settings = self.settings
         with self._slots:
@@ -184,7 +184,7 @@ class SchneiderHttpClient:
                     deadline=settings.attempt_timeout,
                     max_bytes=settings.max_response_bytes,
                     params=query,
-                    json=json_body,
+                    json=body,
                     auth=self.auth,
                     verify=settings.verify,
                 )

@@ -127,7 +127,7 @@ def call_with_retries(
     *,
     policy: RetryPolicy,
     log: logging.Logger,
-    describe: str,
+    what: str,
     on_wait: Callable[[float, TransientFailure], None] | None = None,
 ) -> T:
     """Run ``attempt`` until it returns, raises a non-transient error, or the budget is spent.
@@ -152,7 +152,7 @@ def call_with_retries(
             reason = type(exc).__name__
         log.warning(
             "Retrying %s in %.2fs (attempt %d of %d failed: %s)",
-            describe,
+            what,
             wait,
             state.attempt_number,
             policy.max_attempts,
@@ -173,7 +173,7 @@ def call_with_retries(
         attempts = int(retrying.statistics.get("attempt_number", 1))
         slept = float(retrying.statistics.get("idle_for", 0.0))
         why = "attempts exhausted" if attempts >= policy.max_attempts else "retry wait budget exhausted"
-        log.error("Giving up on %s after %d attempt(s) (%s): %s", describe, attempts, why, exhausted.reason)
+        log.error("Giving up on %s after %d attempt(s) (%s): %s", what, attempts, why, exhausted.reason)
         error = _note_budget(exhausted.error, attempts, slept, f"{why}, last failure {exhausted.reason}")
     raise error from None
 

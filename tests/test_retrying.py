@@ -60,7 +60,7 @@ def test_attempt_cap_raises_the_wrapped_error_with_the_count():
             _failing(TransientFailure(ValueError("boom"), reason="HTTP 503"), calls),
             policy=policy,
             log=log,
-            describe="GET /x",
+            what="GET /x",
         )
     assert len(calls) == 3
 
@@ -71,7 +71,7 @@ def test_wait_budget_stops_before_a_wait_that_would_overrun_it():
     policy = RetryPolicy(max_attempts=5, max_total_wait=0.5, retry_after_cap=10)
     failure = TransientFailure(ValueError("throttled"), retry_after=0.3, reason="HTTP 429", status=429)
     with pytest.raises(ValueError, match="wait budget exhausted"):
-        call_with_retries(_failing(failure, calls), policy=policy, log=log, describe="GET /x")
+        call_with_retries(_failing(failure, calls), policy=policy, log=log, what="GET /x")
     assert len(calls) == 2
 
 
@@ -84,7 +84,7 @@ def test_retry_after_is_capped():
             _failing(failure, []),
             policy=policy,
             log=log,
-            describe="GET /x",
+            what="GET /x",
             on_wait=lambda seconds, _f: waits.append(seconds),
         )
     assert waits == [0.05]
@@ -98,7 +98,7 @@ def test_non_transient_errors_and_no_retry_mode_run_once():
         raise KeyError("not transient")
 
     with pytest.raises(KeyError):
-        call_with_retries(attempt, policy=RetryPolicy(), log=log, describe="GET /x")
+        call_with_retries(attempt, policy=RetryPolicy(), log=log, what="GET /x")
     with pytest.raises(ValueError, match="^write failed$"):
         no_retry(_failing(TransientFailure(ValueError("write failed")), calls))
     assert len(calls) == 2

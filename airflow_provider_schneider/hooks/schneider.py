@@ -141,7 +141,7 @@ class SchneiderHook(BaseHook):
 
         GETs are retried on transient failures; writes only when ``retry=True`` is passed explicitly.
         """
-        return self.client.request(method, path, params=params, json_body=json, retry=retry)
+        return self.client.request(method, path, params=params, json=json, retry=retry)
 
     def _page_error(self, path: str) -> Any:
         def error(message: str, page: int) -> SchneiderResponseError:
