@@ -111,8 +111,10 @@ class AttemptGuard:
             _shutdown(connection)
 
     def close(self) -> None:
+        """The attempt is over: a late deadline must not touch its (pooled, maybe reused) connections."""
         with self._lock:
             self._done = True
+            self._connections.clear()  # the heap keeps the guard until its deadline; not the connections
 
 
 def _shutdown(connection: HTTPConnection) -> None:
