@@ -264,10 +264,16 @@ class TokenManager:
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.5)
             token = self._probe(self.variable, [])
-            if token is not None or self.variable.status() is not None:
-                return token
-            if not lease.still_held_by_other():  # the holder gave up or finished: one last look, then renew
-                return self._probe(self.variable, [])
+            if token is None and self.variable.status() is None and not lease.still_held_by_other():
+                token = self._probe(self.variable, [])  # the holder finished or gave up: one last look
+            elif token is None and self.variable.status() is None:
+                continue
+            if token is not None:
+                log.info(
+                    "Waited %.1fs for another host's Schneider token renewal (cluster lease): no request from here",
+                    time.monotonic() - started,
+                )
+            return token
         log.warning(
             "Waited %.1fs for another host's Schneider token renewal (connection '%s'); renewing here",
             time.monotonic() - started,

@@ -23,6 +23,8 @@ from schneider_e2e.measure import PhaseResult
 PULL_TASK = "pull_catalog_delta"
 PREFIX = f"data/{DAG_ID}/{PULL_TASK}/"
 TOKEN_LOG_LINE = "Requested a new Schneider token"
+#: A lease loser that got the winner's token instead of asking the endpoint (token_cache.py).
+LEASE_WAIT_LINE = "token renewal (cluster lease): no request from here"
 
 
 def list_objects(s3_url: str) -> dict[str, bytes]:
@@ -97,16 +99,19 @@ _ATTEMPT = re.compile(r"attempt=(\d+)\.log$")
 
 
 def per_worker(tis: list[Mapping[str, Any]], hosts: dict[str, Path], try_number: int) -> dict[str, dict[str, int]]:
-    """Task runs (from the metadata DB's hostname) and token requests (from each worker's own task logs)."""
+    """Task runs (from the metadata DB's hostname), token requests and lease waits that ended with another
+    host's token (from each worker's own task logs)."""
     runs = Counter(str(ti.get("hostname") or "?") for ti in tis)
     table: dict[str, dict[str, int]] = {}
     for name, home in hosts.items():
-        requests = 0
+        requests = waits = 0
         for log in (home / "airflow_home" / "logs").rglob("attempt=*.log"):
             match = _ATTEMPT.search(log.name)
             if match and int(match.group(1)) == try_number:
-                requests += log.read_text(errors="replace").count(TOKEN_LOG_LINE)
-        table[name] = {"task_runs": runs.get(name, 0), "token_requests": requests}
+                text = log.read_text(errors="replace")
+                requests += text.count(TOKEN_LOG_LINE)
+                waits += text.count(LEASE_WAIT_LINE)
+        table[name] = {"task_runs": runs.get(name, 0), "token_requests": requests, "lease_waits": waits}
     return table
 
 

@@ -290,7 +290,7 @@ def parse_args(argv: list[str] | None) -> tuple[ClusterOptions, bool]:
     p.add_argument("--token-leeway", type=float, default=5.0)
     p.add_argument("--token-refresh-spread", type=float, default=0.5)
     p.add_argument("--latency-ms", type=float, default=20.0)
-    p.add_argument("--token-latency-ms", type=float, default=20.0)
+    p.add_argument("--token-latency-ms", type=float, default=300.0, help="token endpoint latency (a real one's)")
     p.add_argument("--phases", default=",".join(name for name, *_ in PHASES), help="comma-separated subset")
     p.add_argument("--timeout", type=float, default=1500.0)
     p.add_argument("--workdir", type=Path, default=None)
@@ -349,6 +349,8 @@ def summary(run: ClusterRun, total_s: float, error: str | None) -> dict[str, Any
                 "pull_task_runs": p.pull_task_runs,
                 "token_requests": p.token_requests,
                 "ideal_token_requests": p.ideal_token_requests,
+                "duplicate_token_requests": p.overlapping_token_requests,
+                "lease_waits": sum(w.get("lease_waits", 0) for w in run.per_worker.get(p.name, {}).values()),
                 "unauthorized": p.unauthorized,
                 "peak_concurrency": p.peak_concurrency,
                 "records": p.records,
@@ -375,7 +377,7 @@ def print_table(result: dict[str, Any]) -> None:
     )
     workers = sorted({w for p in result["phases"] for w in p["per_worker"]})
     header = ["phase", "lease", *[f"{w} runs/tokens" for w in workers], "wall s", "task span s", "tokens", "ideal"]
-    header += ["401s", "peak", "records", "read back elsewhere"]
+    header += ["duplicates", "lease waits", "401s", "peak", "records", "read back elsewhere"]
     rows = []
     for p in result["phases"]:
         rows.append(
@@ -387,6 +389,8 @@ def print_table(result: dict[str, Any]) -> None:
                 p["task_span_s"],
                 p["token_requests"],
                 p["ideal_token_requests"],
+                p["duplicate_token_requests"],
+                p["lease_waits"],
                 p["unauthorized"],
                 p["peak_concurrency"],
                 p["records"],
