@@ -65,7 +65,29 @@ def emulator_profile(request) -> str:
 
 def only_profile(name: str):
     """For a test of one dialect's knobs (e.g. the default profile's ``token_type_style``)."""
-    return pytest.mark.parametrize("emulator_profile", [name])
+
+    def pin(test):
+        return pytest.mark.parametrize("emulator_profile", [name])(pytest.mark.profile_pinned(test))
+
+    return pin
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that run Airflow itself (``airflow dags test``, a scheduler: they use ``airflow_db``) take
+    10-60 s each, so they speak one dialect per run: the last of ``SCHNEIDER_EMULATOR_PROFILES`` (apigee on
+    the latest Airflow, default on the lowest), unless ``SCHNEIDER_DAG_PROFILES=all``. Everything below them
+    (hook, token cache, operators in-process, fault matrix) runs against every profile."""
+    if os.environ.get("SCHNEIDER_DAG_PROFILES") == "all" or len(EMULATOR_PROFILES) < 2:
+        return
+    keep, drop = [], []
+    for item in items:
+        profile = getattr(getattr(item, "callspec", None), "params", {}).get("emulator_profile")
+        runs_airflow = "airflow_db" in getattr(item, "fixturenames", ())
+        pinned = item.get_closest_marker("profile_pinned") is not None
+        (drop if runs_airflow and not pinned and profile not in (None, EMULATOR_PROFILES[-1]) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture
