@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.assets_support import PrivateAirflow
 from tests.conftest import AIRFLOW_HOME, CLIENT_ID, only_profile
 from tests.resilience_support import EMULATOR_KNOBS, FAST_RETRIES, on_page
 
@@ -164,8 +165,13 @@ def test_every_example_dag_succeeds_at_debug_against_an_apigee_gateway_and_leaks
     emulator.configure(client_secret=client_secret, today="2026-11-20", path_substitutions={"~2F": "/"})
     emulator.set_order_status("FR", "FR00000002", "Shipped")
     schneider_conn(password=client_secret, **{**FAST_RETRIES, "token_cache": "memory,file,variable"})
+    # An Airflow of its own: "every file under AIRFLOW_HOME" is then exactly what these runs wrote.
+    airflow = PrivateAirflow(tmp_path / "airflow")
+    airflow.must("db", "migrate")
+    home = airflow.home
     out_dir = tmp_path / "out"
     env = {
+        **{k: airflow.env[k] for k in ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")},
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
         "AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE": f"file://{out_dir}",
         "SCHNEIDER_EXAMPLE_POKE_INTERVAL": "0.5",
@@ -185,7 +191,8 @@ def test_every_example_dag_succeeds_at_debug_against_an_apigee_gateway_and_leaks
     hits: list[str] = []
     for (dag_id, _, _), output in zip(EXAMPLE_RUNS, outputs, strict=True):
         hits += scan_text(output, needles, f"output of {dag_id}")
-    scanned = [p for p in files_under(AIRFLOW_HOME) if p.suffix != ".pyc"]
+    scanned = [p for p in files_under(home) if p.suffix != ".pyc"]
+    assert home / "airflow.db" in scanned  # (airflow dags test writes its task logs to stdout: scanned above)
     for path in scanned:
         data = path.read_bytes()
         if path.suffix == ".log" or "/logs/" in str(path):
@@ -195,4 +202,4 @@ def test_every_example_dag_succeeds_at_debug_against_an_apigee_gateway_and_leaks
     for path in files_under(out_dir) + files_under(token_cache_dir):
         hits += scan_bytes(path.read_bytes(), needles, str(path))
     assert hits == [], "\n".join(hits)
-    print(f"{len(EXAMPLE_RUNS)} example DAGs at DEBUG, {len(scanned)} files under AIRFLOW_HOME: 0 hits")
+    print(f"{len(EXAMPLE_RUNS)} example DAGs at DEBUG, {len(scanned)} files under their AIRFLOW_HOME: 0 hits")
