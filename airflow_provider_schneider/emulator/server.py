@@ -51,7 +51,20 @@ class _HTTPServer(ThreadingHTTPServer):
         self.control_router: Router = build_control_router()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._generation_of: dict[socket.socket, int] = {}
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Stamp each connection with the state generation it was accepted in. This runs in the accept
+        loop, so connections are stamped in arrival order: one opened before a ``reset`` request keeps the
+        old generation even when its handler thread runs late."""
+        with self._connections_lock:
+            self._generation_of[request] = self.state.generation
+        super().process_request(request, client_address)
+
+    def generation_of(self, conn: socket.socket) -> int:
+        with self._connections_lock:
+            return self._generation_of.get(conn, -1)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Stay quiet when a client drops its connection (timeouts, resets); report real bugs."""
@@ -64,6 +77,7 @@ class _HTTPServer(ThreadingHTTPServer):
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)
+                self._generation_of.pop(conn, None)
 
     def close_connections(self) -> None:
         with self._connections_lock:
@@ -149,6 +163,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, req: Request, channel: str) -> None:
         """Latency, then at most one fault rule, then auth and the handler; every outcome is counted."""
         state = self.server.state
+        if self.server.generation_of(self.connection) != state.generation:
+            self._refuse_stale()
+            return
         arrived, had_apikey = time.time(), "apikey" in req.query  # authentication pops the apikey
         if channel == "api":
             state.stats.api_started()
@@ -158,6 +175,9 @@ class _Handler(BaseHTTPRequestHandler):
             latency = cfg.latency_ms if channel == "api" else cfg.token_latency_ms
             if latency > 0:
                 time.sleep(latency / 1000)
+            if self.server.generation_of(self.connection) != state.generation:  # reset while sleeping
+                self._refuse_stale()
+                return
             rule = state.faults.take(channel, req.path, req.method, req.query)
             if rule is not None:
                 state.stats.fault_applied(rule.id)
@@ -165,11 +185,20 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(rule.delay_s)
             outcome = self._answer(req, channel, rule, cfg.profile)
         finally:
-            if channel == "api":
-                state.stats.api_finished(req.path, outcome)
-            else:
-                state.stats.token_finished(outcome)
-            state.stats.request_logged(_log_entry(state, req, channel, outcome, arrived, had_apikey))
+            if self.server.generation_of(self.connection) == state.generation:  # no reset meanwhile
+                if channel == "api":
+                    state.stats.api_finished(req.path, outcome)
+                else:
+                    state.stats.token_finished(outcome)
+                state.stats.request_logged(_log_entry(state, req, channel, outcome, arrived, had_apikey))
+
+    def _refuse_stale(self) -> None:
+        """A connection from before the last reset: answered 503 and closed, touching no counter or fault."""
+        self.close_connection = True
+        error = ApiError(503, "STALE_CONNECTION", "Connection opened before the emulator was reset")
+        response = Response.from_error(error)
+        response.headers["Connection"] = "close"
+        self._send(response)
 
     def _answer(self, req: Request, channel: str, rule: faults.FaultRule | None, profile: str) -> str:
         """Send the (possibly faulty) answer; returns the status sent, "reset"/"truncate", or the name of a

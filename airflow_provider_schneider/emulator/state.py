@@ -248,6 +248,9 @@ class EmulatorState:
         self.faults = FaultRegistry()
         self.overrides = OrderOverrides()
         self.submissions = Submissions()
+        #: Bumped by ``reset``. A connection accepted before a reset belongs to an earlier test or run: its
+        #: requests are refused and never counted, so a straggler cannot leak into the next test's numbers.
+        self.generation = 0
 
     def configure(self, knobs: Mapping[str, Any]) -> EmulatorConfig:
         """Apply knobs atomically (ValueError leaves the config untouched)."""
@@ -262,6 +265,7 @@ class EmulatorState:
     def reset(self) -> None:
         with self._config_lock:
             self.config = self.initial_config
+            self.generation += 1
         self.stats.reset()
         self.tokens.clear()
         self.faults.clear()

@@ -610,6 +610,32 @@ def test_stats_and_reset(emu: EmulatorClient, token: str) -> None:
     assert emu.stats()["token_requests"] == 0
 
 
+def test_a_straggler_from_before_a_reset_never_reaches_the_next_tests_numbers(
+    emu: EmulatorClient, server: EmulatorServer, token: str
+) -> None:
+    """A pull cancelled at the end of one test can still have a request on the wire when the next test
+    resets the emulator: it must neither count nor take a fault meant for the next test."""
+    emu.configure(latency_ms=300)
+    in_flight = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    in_flight.request("GET", f"{ORDERS}/FR", headers={"Authorization": f"Bearer {token}"})
+    idle = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    idle.connect()
+    time.sleep(0.1)  # the first request is inside the emulator's latency now
+    emu.reset()
+    emu.add_fault(target="api", kind="status", status=500, times=1)
+    late = in_flight.getresponse()
+    assert late.status == 503 and json.loads(late.read())["code"] == "STALE_CONNECTION"
+    idle.request("GET", f"{ORDERS}/FR", headers={"Authorization": f"Bearer {token}"})
+    stale = idle.getresponse()
+    assert stale.status == 503 and json.loads(stale.read())["code"] == "STALE_CONNECTION"
+    stats = emu.stats()
+    assert stats["api_calls"] == 0 and stats["faults_applied"] == {}  # counted in neither test
+    assert emu.request_log() == []
+    assert orders(emu, emu.get_token()).status == 500  # the fault waited for this test's own request
+    in_flight.close()
+    idle.close()
+
+
 # ------------------------------------------------------------------ real subprocess
 
 
