@@ -4,6 +4,7 @@ Validation (:mod:`settings`), the Airflow 3.2+ form schema (``conn-fields`` in :
 Airflow 3.1 form widgets (:class:`~airflow_provider_schneider.hooks.schneider.SchneiderHook`) and the docs'
 table are all built from :data:`FIELDS`. The form never carries a default: an empty field means "the
 provider's default", so saving the form does not freeze today's defaults into the connection's extra.
+A field with an ``env`` reads that environment variable when it is empty (connection > variable > default).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ TOKEN_CACHE_TIERS = ("memory", "file", "variable")
 #: The API portal's FAQ allows at most 10 parallel calls per client.
 MAX_CONCURRENCY_CAP = 10
 MIB = 1024 * 1024
+#: Environment variables that stand in for an empty ``token_cluster_lease`` / ``token_cluster_settle``.
+TOKEN_CLUSTER_LEASE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_TOKEN_CLUSTER_LEASE"
+TOKEN_CLUSTER_SETTLE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_TOKEN_CLUSTER_SETTLE"
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,13 @@ class ConnField:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     secret: bool = False
+    #: Environment variable read when the field is empty (a worker-wide setting without editing the connection).
+    env: str | None = None
 
     def description(self) -> str:
         """The form's help text: what the field does and what an empty field means."""
+        if self.env:
+            return f"{self.help} Empty = ${self.env} if set, else {shown(self.default)}."
         if self.default is None or self.default == "":
             return self.help
         return f"{self.help} Empty = {shown(self.default)}."
@@ -173,6 +181,26 @@ FIELDS: tuple[ConnField, ...] = (
         60,
         30 * 86400,
     ),
+    ConnField(
+        "token_cluster_lease",
+        "boolean",
+        "Token: cross-host lease",
+        "With the variable tier, hosts renewing at once take a lease there: one asks the token endpoint, the "
+        "others wait for its token. Off: each host renews on its own.",
+        True,
+        env=TOKEN_CLUSTER_LEASE_ENV,
+    ),
+    ConnField(
+        "token_cluster_settle",
+        "number",
+        "Token lease settle delay (s)",
+        "How long a host waits after writing the lease before reading it back to see whether it won (at least "
+        "twice its own read + write). Longer tolerates a slower Variable API; the winner pays it once per renewal.",
+        0.5,
+        0.05,
+        10,
+        env=TOKEN_CLUSTER_SETTLE_ENV,
+    ),
     ConnField("retry_max_attempts", "integer", "Retry: max attempts", "Attempts per idempotent call.", 5, 1, 100),
     ConnField(
         "retry_backoff_initial", "number", "Retry: first backoff (s)", "First backoff step, doubling.", 1.0, 0, 3600
@@ -223,5 +251,6 @@ def markdown_table() -> str:
             if part
         )
         value = "" if f.default is None else f"`{shown(f.default)}`"
-        rows.append(f"| `{f.name}` | {f.kind} | {value} | {bounds} | {f.help} |")
+        does = f"{f.help} Empty: `${f.env}` if set, else the default." if f.env else f.help
+        rows.append(f"| `{f.name}` | {f.kind} | {value} | {bounds} | {does} |")
     return "\n".join(rows)

@@ -3,6 +3,10 @@
 Every other module takes a :class:`SchneiderSettings` instead of a Connection, so bad input fails here,
 early, with an error that names the connection id and the field (and never echoes a secret). Types, bounds
 and defaults come from :mod:`airflow_provider_schneider.connection_fields`.
+
+Precedence for a field: the connection's extra, then the field's environment variable if it declares one
+(``token_cluster_lease``, ``token_cluster_settle``; read here, once, when the settings are built), then the
+provider's default.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from airflow_provider_schneider.connection_fields import (
     FIELDS_BY_NAME,
     MAX_CONCURRENCY_CAP,
     TOKEN_CACHE_TIERS,
+    TOKEN_CLUSTER_LEASE_ENV,
+    TOKEN_CLUSTER_SETTLE_ENV,
     ConnField,
     default,
 )
@@ -33,6 +39,8 @@ __all__ = [
     "ENVIRONMENTS",
     "MAX_CONCURRENCY_CAP",
     "TOKEN_CACHE_TIERS",
+    "TOKEN_CLUSTER_LEASE_ENV",
+    "TOKEN_CLUSTER_SETTLE_ENV",
     "RetryPolicy",
     "SchneiderSettings",
     "settings_from_connection",
@@ -42,6 +50,7 @@ CONN_TYPE = "schneider"
 DEFAULT_CONN_ID = "schneider_default"
 DEFAULT_TOKEN_CACHE = TOKEN_CACHE_TIERS
 TOKEN_CACHE_DIR_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_TOKEN_CACHE_DIR"
+_OFF = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,10 @@ class SchneiderSettings:
     token_refresh_spread: float = default("token_refresh_spread")
     token_wait_timeout: float = default("token_wait_timeout")
     token_max_lifetime: float = default("token_max_lifetime")
+    #: The cross-host lease in the Variable tier (:mod:`token_lease`); off: each host renews on its own.
+    token_cluster_lease: bool = default("token_cluster_lease")
+    #: Seconds between writing the lease and reading it back (bounds in :mod:`connection_fields`).
+    token_cluster_settle: float = default("token_cluster_settle")
     retry: RetryPolicy = RetryPolicy()
 
     @property
@@ -93,6 +106,33 @@ class SchneiderSettings:
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed."""
         return tuple(s for s in (self.client_secret, self.api_key) if s)
+
+
+def _from_environment(spec: ConnField) -> Any:
+    """An empty field's value from its environment variable, else its default.
+
+    Read as leniently as before these variables had connection fields (an operator's worker-wide knob must
+    not fail every task): a boolean is off only for 0/false/no/off; a number that does not parse or is not
+    finite is the default, one out of bounds is clamped to them.
+    """
+    text = os.environ.get(spec.env, "").strip() if spec.env else ""
+    if not text:
+        return spec.default
+    if spec.kind == "boolean":
+        return text.lower() not in _OFF
+    if spec.kind in ("number", "integer"):
+        try:
+            number = float(text)
+        except ValueError:
+            return spec.default
+        if not math.isfinite(number):
+            return spec.default
+        if spec.minimum is not None:
+            number = max(number, spec.minimum)
+        if spec.maximum is not None:
+            number = min(number, spec.maximum)
+        return int(number) if spec.kind == "integer" else number
+    return text
 
 
 def _extra_value(extra: Mapping[str, Any], name: str) -> Any:
@@ -117,13 +157,14 @@ class _Reader:
         return _extra_value(self.extra, name)
 
     def get(self, name: str) -> Any:
-        """The field's value, parsed by its declared kind and bounds; its default when empty."""
+        """The field's value, parsed by its declared kind and bounds; when empty, its environment variable's
+        (if it declares one) or its default."""
         spec = FIELDS_BY_NAME[name]
         value = self.raw(name)
         if isinstance(value, str):
             value = value.strip() or None
         if value is None:
-            return spec.default
+            return _from_environment(spec)
         if spec.kind == "boolean":
             return self._boolean(spec, value)
         if spec.kind in ("number", "integer"):
@@ -337,5 +378,7 @@ def settings_from_connection(conn: Any, *, overrides: Mapping[str, Any] | None =
         token_refresh_spread=reader.get("token_refresh_spread"),
         token_wait_timeout=reader.get("token_wait_timeout"),
         token_max_lifetime=reader.get("token_max_lifetime"),
+        token_cluster_lease=reader.get("token_cluster_lease"),
+        token_cluster_settle=reader.get("token_cluster_settle"),
         retry=_retry_policy(reader),
     )

@@ -14,50 +14,43 @@ so exactly one wins. A write slower than that (an overloaded API server) can mak
 token request, never a wrong token, because a token is only ever taken from a tier after decryption with
 the client secret and a freshness check. Any failing call ends the coordination (the caller then renews
 plainly); a loser waits at most ``wait`` seconds, then renews itself.
+
+Whether the lease is taken and its settle delay are the connection fields ``token_cluster_lease`` and
+``token_cluster_settle``; an empty field falls back to :data:`LEASE_ENV` / :data:`SETTLE_ENV`, then to the
+provider's default (on, 0.5 s). :mod:`settings` resolves and validates that once; this module only reads it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-#: ``0``/``false``/``off`` turns the cross-host lease off (each host then renews on its own, as before).
-LEASE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_TOKEN_CLUSTER_LEASE"
-#: Settle delay in seconds (0.05 .. 10; default :data:`DEFAULT_SETTLE`).
-SETTLE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_TOKEN_CLUSTER_SETTLE"
-DEFAULT_SETTLE = 0.5
-SETTLE_BOUNDS = (0.05, 10.0)
+from airflow_provider_schneider.connection_fields import TOKEN_CLUSTER_LEASE_ENV, TOKEN_CLUSTER_SETTLE_ENV
+
+if TYPE_CHECKING:
+    from airflow_provider_schneider.settings import SchneiderSettings
+
+#: The environment variables that stand in for an empty ``token_cluster_lease`` / ``token_cluster_settle``
+#: (read by :func:`~airflow_provider_schneider.settings.settings_from_connection`; the connection's field wins).
+LEASE_ENV = TOKEN_CLUSTER_LEASE_ENV
+SETTLE_ENV = TOKEN_CLUSTER_SETTLE_ENV
 #: Longest a loser waits for the winner's token (also the lease's lifetime), whatever ``token_wait_timeout``.
 MAX_WAIT = 30.0
-_OFF = ("0", "false", "no", "off")
 
 
-def lease_enabled(settings: Any) -> bool:
-    """The connection's ``token_cluster_lease`` once it exists, else :data:`LEASE_ENV`; on by default."""
-    value = getattr(settings, "token_cluster_lease", None)
-    if value is None:
-        return os.environ.get(LEASE_ENV, "").strip().lower() not in _OFF
-    return bool(value)
+def lease_enabled(settings: SchneiderSettings) -> bool:
+    """Whether renewals take the cross-host lease: the connection's ``token_cluster_lease`` (validated)."""
+    return settings.token_cluster_lease
 
 
-def settle_delay(settings: Any) -> float:
-    """The connection's ``token_cluster_settle`` once it exists, else :data:`SETTLE_ENV`, within bounds."""
-    value = getattr(settings, "token_cluster_settle", None)
-    if value is None:
-        try:
-            value = float(os.environ.get(SETTLE_ENV, DEFAULT_SETTLE))
-        except ValueError:
-            value = DEFAULT_SETTLE
-    value = float(value)
-    if not math.isfinite(value):
-        value = DEFAULT_SETTLE
-    return min(max(value, SETTLE_BOUNDS[0]), SETTLE_BOUNDS[1])
+def settle_delay(settings: SchneiderSettings) -> float:
+    """The lease's settle delay: the connection's ``token_cluster_settle`` (validated, within bounds)."""
+    return settings.token_cluster_settle
 
 
 @dataclass(frozen=True)

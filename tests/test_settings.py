@@ -7,7 +7,12 @@ import json
 import pytest
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
-from airflow_provider_schneider.settings import ENVIRONMENTS, settings_from_connection
+from airflow_provider_schneider.settings import (
+    ENVIRONMENTS,
+    TOKEN_CLUSTER_LEASE_ENV,
+    TOKEN_CLUSTER_SETTLE_ENV,
+    settings_from_connection,
+)
 
 SECRET = "s3cr3t-Value-Never-Printed"
 
@@ -175,6 +180,10 @@ def test_connection_type_registered_with_form_fields():
         ({"extra": {"attempt_timeout": "-1"}}, "attempt_timeout", ">= 0.001"),
         ({"extra": {"token_refresh_spread": 5}}, "token_refresh_spread", "<= 1"),
         ({"extra": {"max_response_bytes": "2048.5"}}, "max_response_bytes", "whole number"),
+        ({"extra": {"token_cluster_settle": 0.01}}, "token_cluster_settle", ">= 0.05"),
+        ({"extra": {"token_cluster_settle": "11"}}, "token_cluster_settle", "<= 10"),
+        ({"extra": {"token_cluster_settle": "nan"}}, "token_cluster_settle", "finite"),
+        ({"extra": {"token_cluster_lease": "maybe"}}, "token_cluster_lease", "true or false"),
         ({"host": "api.example.com", "port": 99999}, "port", "1..65535"),
         ({"host": "api.example.com", "port": "abc"}, "port", "whole number"),
         ({"host": "api.example.com", "port": -1}, "port", "1..65535"),
@@ -198,6 +207,60 @@ def test_attempt_deadline_defaults_from_the_timeouts_and_can_be_set():
     derived = settings_from_connection(make_conn(extra={"timeout": 5, "connect_timeout": 2}))
     assert derived.attempt_timeout == 12
     assert settings_from_connection(make_conn(extra={"attempt_timeout": "30"})).attempt_timeout == 30.0
+
+
+@pytest.fixture
+def no_cluster_env(monkeypatch):
+    monkeypatch.delenv(TOKEN_CLUSTER_LEASE_ENV, raising=False)
+    monkeypatch.delenv(TOKEN_CLUSTER_SETTLE_ENV, raising=False)
+    return monkeypatch
+
+
+def test_cluster_lease_fields_default_to_on_and_half_a_second(no_cluster_env):
+    settings = settings_from_connection(make_conn())
+    assert (settings.token_cluster_lease, settings.token_cluster_settle) == (True, 0.5)
+    form = settings_from_connection(
+        make_conn(extra={"extra__schneider__token_cluster_lease": "false", "token_cluster_settle": "2"})
+    )
+    assert (form.token_cluster_lease, form.token_cluster_settle) == (False, 2.0)
+    assert settings_from_connection(make_conn(extra={"token_cluster_lease": False})).token_cluster_lease is False
+
+
+def test_cluster_lease_precedence_is_field_then_environment_then_default(no_cluster_env):
+    no_cluster_env.setenv(TOKEN_CLUSTER_LEASE_ENV, "off")
+    no_cluster_env.setenv(TOKEN_CLUSTER_SETTLE_ENV, "2.5")
+    from_env = settings_from_connection(make_conn(extra={"token_cluster_lease": "", "token_cluster_settle": " "}))
+    assert (from_env.token_cluster_lease, from_env.token_cluster_settle) == (False, 2.5)
+    field = settings_from_connection(make_conn(extra={"token_cluster_lease": "true", "token_cluster_settle": 0.2}))
+    assert (field.token_cluster_lease, field.token_cluster_settle) == (True, 0.2)
+
+
+@pytest.mark.parametrize(
+    ("lease", "settle", "expected"),
+    [
+        ("on", "1e9", (True, 10.0)),  # out of bounds: clamped, not an error
+        ("garbage", "0", (True, 0.05)),  # only 0/false/no/off turns the lease off
+        ("0", "nan", (False, 0.5)),  # not finite: the default
+        ("NO", "half", (False, 0.5)),  # not a number: the default
+        ("", "", (True, 0.5)),  # empty: as if unset
+    ],
+)
+def test_cluster_lease_environment_is_read_leniently(no_cluster_env, lease, settle, expected):
+    """A worker-wide variable never fails a task (as before the fields existed); a connection field would."""
+    no_cluster_env.setenv(TOKEN_CLUSTER_LEASE_ENV, lease)
+    no_cluster_env.setenv(TOKEN_CLUSTER_SETTLE_ENV, settle)
+    settings = settings_from_connection(make_conn())
+    assert (settings.token_cluster_lease, settings.token_cluster_settle) == expected
+
+
+def test_cluster_lease_fields_are_in_the_form_with_their_environment_fallback():
+    from airflow_provider_schneider.get_provider_info import CONN_FIELDS
+
+    lease, settle = CONN_FIELDS["token_cluster_lease"], CONN_FIELDS["token_cluster_settle"]
+    assert lease["schema"]["type"] == ["boolean", "null"]
+    assert (settle["schema"]["minimum"], settle["schema"]["maximum"]) == (0.05, 10)
+    assert f"Empty = ${TOKEN_CLUSTER_LEASE_ENV} if set, else true." in lease["description"]
+    assert f"Empty = ${TOKEN_CLUSTER_SETTLE_ENV} if set, else 0.5." in settle["description"]
 
 
 def test_saved_form_fields_carry_no_default():

@@ -23,7 +23,14 @@ from airflow_provider_schneider import token_cache, token_tiers
 from airflow_provider_schneider.auth import Token
 from airflow_provider_schneider.settings import settings_from_connection
 from airflow_provider_schneider.token_cache import TokenManager, token_id
-from airflow_provider_schneider.token_lease import LEASE_ENV, SETTLE_ENV, ClusterLease, LeaseRecord, settle_delay
+from airflow_provider_schneider.token_lease import (
+    LEASE_ENV,
+    SETTLE_ENV,
+    ClusterLease,
+    LeaseRecord,
+    lease_enabled,
+    settle_delay,
+)
 
 LIFETIME = 60.0
 
@@ -227,11 +234,31 @@ def test_lease_records_and_knobs(monkeypatch):
     assert LeaseRecord.parse(LeaseRecord("a", 5.0).dump()) == LeaseRecord("a", 5.0)
     for damaged in (None, "", "{", json.dumps({"holder": "a"}), json.dumps({"holder": "", "until": 1}), "x" * 5000):
         assert LeaseRecord.parse(damaged) is None
+    monkeypatch.delenv(LEASE_ENV, raising=False)
     monkeypatch.setenv(SETTLE_ENV, "1e9")
-    assert settle_delay(SimpleNamespace()) == 10.0
+    assert settle_delay(settings_for(Path("/nonexistent"))) == 10.0  # the variable is clamped
     monkeypatch.setenv(SETTLE_ENV, "nan")
-    assert settle_delay(SimpleNamespace()) == 0.5
-    assert settle_delay(SimpleNamespace(token_cluster_settle=0.2)) == 0.2
+    assert settle_delay(settings_for(Path("/nonexistent"))) == 0.5
+    assert settle_delay(settings_for(Path("/nonexistent"), token_cluster_settle=0.2)) == 0.2  # the field wins
+    assert lease_enabled(settings_for(Path("/nonexistent")))
+    assert not lease_enabled(settings_for(Path("/nonexistent"), token_cluster_lease="false"))
+    monkeypatch.setenv(LEASE_ENV, "off")
+    assert not lease_enabled(settings_for(Path("/nonexistent")))
+    assert lease_enabled(settings_for(Path("/nonexistent"), token_cluster_lease=True))  # the field wins
+
+
+def test_the_connection_field_turns_the_lease_off(tmp_path, variables, caplog):
+    """token_cluster_lease=false with no environment variable: the renewal never touches the lease Variable."""
+    import logging
+
+    endpoint = Endpoint(tmp_path, latency=0)
+    manager = TokenManager(settings_for(tmp_path / "host", token_cluster_lease=False), endpoint)
+    with caplog.at_level(logging.INFO, logger="airflow_provider_schneider.token_cache"):
+        manager.get_token()
+    lease_key = manager.variable.lease_store().key  # type: ignore[union-attr]
+    assert endpoint.requests == 1 and manager.last_source == "endpoint"
+    assert not (variables.root / lease_key).exists()
+    assert "cluster lease off" in caplog.text
 
 
 def test_a_foreign_write_during_the_settle_delay_loses_the_lease():
