@@ -161,7 +161,10 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ gateway behaviour
 
     def _serve(self, req: Request, channel: str) -> None:
-        """Latency, then at most one fault rule, then auth and the handler; every outcome is counted."""
+        """Latency, then at most one fault rule, then auth and the handler; every outcome is counted.
+
+        A complete answer is counted *before* its bytes are written: a client that reads the answer and
+        then asks for the stats must find the request counted, however late this thread runs."""
         state = self.server.state
         if self.server.generation_of(self.connection) != state.generation:
             self._refuse_stale()
@@ -169,7 +172,20 @@ class _Handler(BaseHTTPRequestHandler):
         arrived, had_apikey = time.time(), "apikey" in req.query  # authentication pops the apikey
         if channel == "api":
             state.stats.api_started()
-        outcome = "aborted"  # stays so when the client vanished before the answer was written
+        counted = False
+
+        def count(outcome: str) -> None:
+            nonlocal counted
+            if counted:
+                return
+            counted = True
+            if self.server.generation_of(self.connection) == state.generation:  # no reset meanwhile
+                if channel == "api":
+                    state.stats.api_finished(req.path, outcome)
+                else:
+                    state.stats.token_finished(outcome)
+                state.stats.request_logged(_log_entry(state, req, channel, outcome, arrived, had_apikey))
+
         try:
             cfg = state.config
             latency = cfg.latency_ms if channel == "api" else cfg.token_latency_ms
@@ -183,14 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
                 state.stats.fault_applied(rule.id)
                 if rule.kind == "delay":
                     time.sleep(rule.delay_s)
-            outcome = self._answer(req, channel, rule, cfg.profile)
+            count(self._answer(req, channel, rule, cfg.profile, count))
         finally:
-            if self.server.generation_of(self.connection) == state.generation:  # no reset meanwhile
-                if channel == "api":
-                    state.stats.api_finished(req.path, outcome)
-                else:
-                    state.stats.token_finished(outcome)
-                state.stats.request_logged(_log_entry(state, req, channel, outcome, arrived, had_apikey))
+            count("aborted")  # the client vanished (or a bug struck) before the answer was ready
 
     def _refuse_stale(self) -> None:
         """A connection from before the last reset: answered 503 and closed, touching no counter or fault."""
@@ -200,9 +211,12 @@ class _Handler(BaseHTTPRequestHandler):
         response.headers["Connection"] = "close"
         self._send(response)
 
-    def _answer(self, req: Request, channel: str, rule: faults.FaultRule | None, profile: str) -> str:
+    def _answer(
+        self, req: Request, channel: str, rule: faults.FaultRule | None, profile: str, count: Callable[[str], None]
+    ) -> str:
         """Send the (possibly faulty) answer; returns the status sent, "reset"/"truncate", or the name of a
-        streaming kind ("drip", "huge", ...)."""
+        streaming kind ("drip", "huge", ...). A complete answer is ``count``-ed just before it is written;
+        streams and resets are counted by the caller once they are over."""
         kind = rule.kind if rule is not None else None
         if kind == "reset":
             self._reset_connection()
@@ -221,8 +235,10 @@ class _Handler(BaseHTTPRequestHandler):
                 _shift_total_pages(response, rule.delta)
             elif rule is not None and rule.kind == "lie_pages":
                 hostile.lie_about_pages(response, req)
+        outcome = "truncate" if kind == "truncate" else str(response.status)
+        count(outcome)
         self._send(response, truncate=kind == "truncate")
-        return "truncate" if kind == "truncate" else str(response.status)
+        return outcome
 
     def _handle(self, req: Request, channel: str) -> Response:
         state = self.server.state
