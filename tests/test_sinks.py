@@ -64,15 +64,6 @@ def test_rewrite_replaces_and_gzip_is_byte_identical(tmp_path):
     assert hashlib.sha256(file.read_bytes()).hexdigest() != plain[0]["sha256"]
 
 
-def test_leftovers_of_a_killed_writer_are_removed_by_the_next_success(tmp_path):
-    stale = tmp_path / ".out.jsonl.0123456789ab.partial"
-    stale.write_bytes(b'{"half":')
-    other = tmp_path / ".other.jsonl.0123456789ab.partial"  # another target's: not ours to touch
-    other.write_bytes(b"x")
-    write(f"file://{tmp_path}/out.jsonl")
-    assert not stale.exists() and other.exists()
-
-
 def test_any_fsspec_scheme_works_through_copy_and_delete(tmp_path):
     uri = f"memory://schneider-{uuid.uuid4().hex[:8]}/orders/day.jsonl"
     manifest = write(uri)

@@ -1,0 +1,1 @@
+"""Writing pulled records: formats (JSON Lines, CSV, Parquet), part files, atomic commits, manifests."""

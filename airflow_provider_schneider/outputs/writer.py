@@ -1,0 +1,215 @@
+"""Write a pull's records as one file or a set of part files, atomically, and describe them in a manifest.
+
+``with RecordWriter(OutputSpec(uri, ...)) as out: out.write(record)``; then ``out.manifest``. Leaving the
+block with an exception removes this writer's temporaries and leaves the target as it was; a rerun of the
+same target replaces it whole (a set too: no part of a longer earlier run survives). Output bytes depend
+only on the records, so a rerun that pulls the same records gets the same sha256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_schneider.outputs import storage
+from airflow_provider_schneider.outputs.encoders import CountingHasher, CsvEncoder, JsonLinesEncoder, PartEncoder
+from airflow_provider_schneider.outputs.formats import check_output_options, extension, manifest_compression
+from airflow_provider_schneider.outputs.spool import RecordSpool
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Where and how to write. ``max_records_per_file``/``max_bytes_per_file`` split the output into
+    parts (``uri`` is then a folder); a part ends once it holds that many records or stored bytes."""
+
+    uri: str
+    output_format: str = "jsonl"
+    compression: str | None = None
+    max_records_per_file: int | None = None
+    max_bytes_per_file: int | None = None
+    storage_conn_id: str | None = None
+
+    def __post_init__(self) -> None:
+        check_output_options(self.output_format, self.compression, self.max_records_per_file, self.max_bytes_per_file)
+
+    @property
+    def split(self) -> bool:
+        return self.max_records_per_file is not None or self.max_bytes_per_file is not None
+
+    @property
+    def extension(self) -> str:
+        return extension(self.output_format, self.compression)
+
+    @property
+    def format_label(self) -> str:
+        """The manifest's ``format``: ``jsonl``, ``jsonl.gz``, ``csv``, ``csv.gz``, ``parquet``."""
+        return self.extension.lstrip(".")
+
+    def target_uri(self) -> str:
+        """The file (or, when split, folder) written: gzip adds ``.gz`` to a file name without it."""
+        uri = self.uri.rstrip("/") if self.split else self.uri
+        if not self.split and self.compression == "gzip" and not uri.endswith(".gz"):
+            uri += ".gz"
+        return uri
+
+
+@dataclass(frozen=True)
+class Part:
+    uri: str
+    records: int
+    bytes: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"uri": self.uri, "records": self.records, "bytes": self.bytes, "sha256": self.sha256}
+
+
+def part_name(index: int, extension: str) -> str:
+    return f"part-{index:05d}{extension}"
+
+
+class RecordWriter:
+    def __init__(self, spec: OutputSpec):
+        self.spec = spec
+        self.target = storage.to_storage_path(spec.target_uri(), spec.storage_conn_id)
+        self.tag = storage.WriterTag.new()
+        self.records = 0
+        self.parts: list[Part] = []
+        self.manifest: dict[str, Any] = {}
+        self.columns: dict[str, str] | None = None
+        self._staging: Any = None
+        self._spool: RecordSpool | None = None
+        self._encoder: PartEncoder | None = None
+        self._counter: CountingHasher | None = None
+        self._raw: Any = None
+        self._part_path: Any = None
+        self._part_records = 0
+
+    # -- records in -----------------------------------------------------------------------------------------
+
+    def __enter__(self) -> RecordWriter:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self._staging = self.tag.temporary(self.target)
+        if self.spec.split:
+            self._staging.mkdir(parents=True, exist_ok=True)
+        if self.spec.output_format != "jsonl":
+            self._spool = RecordSpool()
+        return self
+
+    def write(self, record: Any) -> None:
+        self.records += 1
+        if self._spool is not None:
+            self._spool.write(record)
+        else:
+            self._encode(record, self._jsonl)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                self._finish()
+        except BaseException:
+            self._discard()
+            raise
+        finally:
+            if self._spool is not None:
+                self._spool.close()
+        if exc_type is not None:
+            self._discard()
+
+    # -- parts ----------------------------------------------------------------------------------------------
+
+    def _jsonl(self, stream: CountingHasher) -> PartEncoder:
+        return JsonLinesEncoder(stream, self.spec.compression)
+
+    def _encode(self, record: Any, make: Callable[[CountingHasher], PartEncoder]) -> None:
+        if self._encoder is None:
+            self._open_part(make)
+        assert self._encoder is not None and self._counter is not None
+        self._encoder.write(record)
+        self._part_records += 1
+        spec = self.spec
+        full = spec.max_records_per_file is not None and self._part_records >= spec.max_records_per_file
+        if full or (spec.max_bytes_per_file is not None and self._counter.bytes >= spec.max_bytes_per_file):
+            self._close_part()
+
+    def _open_part(self, make: Callable[[CountingHasher], PartEncoder]) -> None:
+        if self.spec.split:
+            self._part_path = self._staging / part_name(len(self.parts), self.spec.extension)
+        else:
+            self._part_path = self._staging
+        self._raw = self._part_path.open("wb")
+        self._counter = CountingHasher(self._raw)
+        self._encoder = make(self._counter)
+        self._part_records = 0
+
+    def _close_part(self) -> None:
+        assert self._encoder is not None and self._counter is not None
+        self._encoder.close()
+        self._counter.close()
+        self._raw.close()
+        final = self.target / self._part_path.name if self.spec.split else self.target
+        self.parts.append(Part(str(final), self._part_records, self._counter.bytes, self._counter.sha256.hexdigest()))
+        self._encoder = self._counter = self._raw = None
+
+    def _finish(self) -> None:
+        make: Callable[[CountingHasher], PartEncoder] = self._jsonl
+        if self._spool is not None:
+            make = self._format_from_spool()
+            for record in self._spool:
+                self._encode(record, make)
+        if self._encoder is not None:
+            self._close_part()
+        if not self.parts:  # no records: still one (empty) file, so the target exists and can be read
+            self._open_part(make)
+            self._close_part()
+        if self.spec.split:
+            storage.commit_folder(self._staging, self.target, self.tag)
+        else:
+            storage.commit_file(self._staging, self.target)
+        storage.remove_stale_temporaries(self.target, own=self.tag)
+        self.manifest = self._manifest()
+
+    def _format_from_spool(self) -> Callable[[CountingHasher], PartEncoder]:
+        assert self._spool is not None
+        schema = self._spool.schema
+        self.columns = schema.describe()
+        compression = self.spec.compression
+        if self.spec.output_format == "csv":
+            names = list(schema.columns)
+            return lambda stream: CsvEncoder(stream, compression, names)
+        from airflow_provider_schneider.outputs.parquet import ParquetEncoder
+
+        kinds = schema.final()
+        rows_per_group = min(self.spec.max_records_per_file or 1 << 62, 50_000)
+        return lambda stream: ParquetEncoder(stream, compression, kinds, row_group_records=rows_per_group)
+
+    def _discard(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._raw is not None:
+                self._raw.close()
+        with contextlib.suppress(Exception):
+            storage.remove_tree(self._staging)
+
+    def _manifest(self) -> dict[str, Any]:
+        if len(self.parts) == 1 and not self.spec.split:
+            sha256, size = self.parts[0].sha256, self.parts[0].bytes
+        else:  # a set: the checksum of its parts' names and checksums, in order
+            listing = "".join(f"{p.uri.rsplit('/', 1)[-1]} {p.sha256}\n" for p in self.parts)
+            sha256, size = hashlib.sha256(listing.encode()).hexdigest(), sum(p.bytes for p in self.parts)
+        manifest: dict[str, Any] = {
+            "uri": str(self.target),
+            "records": self.records,
+            "bytes": size,
+            "sha256": sha256,
+            "format": self.spec.format_label,
+            "compression": manifest_compression(self.spec.output_format, self.spec.compression),
+            "parts": [p.as_dict() for p in self.parts],
+            "fetched_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        if self.columns is not None:
+            manifest["columns"] = self.columns
+        return manifest
