@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 FetchPage = Callable[[int], Any]
 RaiseError = Callable[[str, int], Exception]
+#: Given page 1, how many leading pages the caller already holds (a resumed pull): 0 for none.
+HeldPages = Callable[["Page"], int]
 
 
 @dataclass(frozen=True)
@@ -130,17 +132,25 @@ def iter_pages(
     counters: PageCounters,
     max_concurrency: int = 1,
     max_pages: int = 100_000,
+    held: HeldPages | None = None,
 ) -> Iterator[Page]:
     """Yield every page once, in order. Pages 2..N run ``max_concurrency`` at a time once page 1 is in.
+
+    ``held`` (a resumed pull) is asked, once page 1 is in and checked, how many leading pages the caller
+    already has; those are not yielded and pages after them are fetched (page 1 is always read: it carries
+    the totals a resume is checked against).
 
     A later page whose ``totalNumberOfPages`` differs from page 1's, or whose ``pageNumber`` is not the one
     asked for, is an error: the data moved under us and records could be lost or duplicated. Without a
     record count, an empty page before the announced last one ends the pull (nothing follows it).
     """
     first = counters.read(fetch(1), 1)
-    yield first
     last = last_page(first, max_pages, counters.error)
-    if last <= 1:
+    skip = held(first) if held is not None else 0
+    if skip < 1:
+        yield first
+    start = max(2, skip + 1)
+    if last < start:
         return
 
     # Some gateways count pages from 0: compare echoes relative to page 1's, not to our own numbering.
@@ -167,7 +177,7 @@ def iter_pages(
             )
         return page
 
-    for page in ordered_map(checked, range(2, last + 1), concurrency=max_concurrency):
+    for page in ordered_map(checked, range(start, last + 1), concurrency=max_concurrency):
         yield page
         if page.records == [] and page.number < last and first.total_records is None:
             log.warning("Page %d of %d is empty: stopping, no records can follow an empty page", page.number, last)

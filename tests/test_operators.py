@@ -92,6 +92,9 @@ print(json.dumps({"added": added, "all": sorted(sys.modules)}))
         "airflow_provider_schneider.operators.catalog",
         "airflow_provider_schneider.operators.pull",
         "airflow_provider_schneider.operators.arguments",
+        "airflow_provider_schneider.operators.output",  # stdlib: output arguments and default names
+        "airflow_provider_schneider.outputs",
+        "airflow_provider_schneider.outputs.formats",  # stdlib: the formats and their compressions
     }, ours
 
 

@@ -108,7 +108,13 @@ def test_stock_availability_maps_over_upstream_products(emulator, run_dag):
     active = [i for i in range(500) if data.product_summary(SEED, i)["status"] == "active"][:25]
     refs = [data.product_reference(i) for i in active]
     assert summary["chunks"] == 3 and summary["products_checked"] == 25 and summary["not_found"] == 0
-    assert [Path(uri).name for uri in summary["uris"]] == ["map_0.jsonl", "map_1.jsonl", "map_2.jsonl"]
+    # Mapped over chunks of references: each object is named by its chunk (a hash of the list), not its position.
+    from airflow_provider_schneider.operators.output import mapped_segments
+
+    chunks = [refs[i : i + 10] for i in range(0, 25, 10)]
+    assert [Path(uri).name for uri in summary["uris"]] == [
+        f"{mapped_segments({'product_references': chunk})[0]}.jsonl" for chunk in chunks
+    ]
     stock = [r for uri in summary["uris"] for r in read_jsonl(uri)]
     assert [r["productReference"] for r in stock] == refs
     assert [r["stockLevels"] for r in stock] == [data.stock_levels(SEED, i, TODAY) for i in active]
@@ -208,8 +214,9 @@ def test_partial_expand_templated_paths_and_xcom_mode_in_a_composed_dag(emulator
 
     interval = "20261104T000000__20261105T000000"
     assert summary["map_indexes"] == [0, 1, 2] and summary["records"] == [120, 120, 120]
+    # Each map instance's object is named by its mapped value, not by its position in the list.
     assert summary["uris"] == [
-        f"file://{tmp_path}/out/schneider_composed/orders/{interval}/map_{i}.jsonl" for i in range(3)
+        f"file://{tmp_path}/out/schneider_composed/orders/{interval}/country={c}.jsonl" for c in ("FR", "DE", "ES")
     ]
     for uri, country in zip(summary["uris"], ("FR", "DE", "ES"), strict=True):
         assert list(read_jsonl(uri)) == [data.order(SEED, country, i) for i in range(120)]

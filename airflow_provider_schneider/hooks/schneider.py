@@ -13,7 +13,7 @@ from airflow_provider_schneider.auth import Token, request_token
 from airflow_provider_schneider.credentials import ApiKeyAuth, BearerTokenAuth
 from airflow_provider_schneider.exceptions import SchneiderError, SchneiderResponseError
 from airflow_provider_schneider.http import ApiAuth, SchneiderHttpClient, build_session
-from airflow_provider_schneider.pagination import Page, PageCounters, iter_pages, records_of
+from airflow_provider_schneider.pagination import HeldPages, Page, PageCounters, iter_pages, records_of
 from airflow_provider_schneider.redaction import redact, register_secret
 from airflow_provider_schneider.settings import (
     CONN_TYPE,
@@ -159,9 +159,11 @@ class SchneiderHook(BaseHook):
         max_concurrency: int | None = None,
         page_param: str = "page",
         page_size_param: str = "page-size",
+        held: HeldPages | None = None,
     ) -> Iterator[Page]:
         """Every page of a page-number paginated GET, in order, stopping on ``totalNumberOfPages`` after
-        checking it against ``totalNumberOfRecords`` (given ``records_field``, the records are counted too)."""
+        checking it against ``totalNumberOfRecords`` (given ``records_field``, the records are counted too).
+        ``held``: a resumed pull's answer to "how many leading pages do you have" (see ``iter_pages``)."""
         size = page_size or self.settings.page_size
         concurrency = min(max_concurrency or self.settings.max_concurrency, MAX_CONCURRENCY_CAP)
         base = {k: v for k, v in (params or {}).items() if k not in (page_param, page_size_param)}
@@ -175,6 +177,7 @@ class SchneiderHook(BaseHook):
             counters=PageCounters(self._page_error(path), records_field),
             max_concurrency=concurrency,
             max_pages=self.settings.max_pages,
+            held=held,
         )
 
     def iter_records(

@@ -144,12 +144,16 @@ class SchneiderApiOperator(SchneiderBaseOperator):
         size = int(self.page_size or hook.settings.page_size)
         return self.catalog_entry.page_size(size) if self.catalog_entry else size
 
-    def plan_fields(self, hook: SchneiderHook, path: str, query: Mapping[str, Any]) -> dict[str, Any]:
-        """A :class:`PullPlan`'s fields for ``path`` and ``query``: page-number pages, or one call."""
+    def plan_fields(
+        self, hook: SchneiderHook, path_params: Mapping[str, Any], query: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A :class:`PullPlan`'s fields for ``path_params`` and ``query``: page-number pages, or one call."""
+        path = self.render_path(path_params)
         fields: dict[str, Any] = {
             "resource": self.resource,
             "path": path,
             "query": frozen(query),
+            "path_params": frozen(path_params),
             "records_field": self.records_field,
             "method": self.method,
         }
@@ -160,7 +164,7 @@ class SchneiderApiOperator(SchneiderBaseOperator):
 
     def prepare(self, context: Context, hook: SchneiderHook) -> PullPlan:
         path_params, query = self.checked_params()
-        return PullPlan(**self.plan_fields(hook, self.render_path(path_params), query))
+        return PullPlan(**self.plan_fields(hook, path_params, query))
 
     # -- pulling ------------------------------------------------------------------------------------------
 
@@ -182,4 +186,9 @@ class SchneiderApiOperator(SchneiderBaseOperator):
     def manifest_facts(self, plan: PullPlan, stats: PullStats) -> dict[str, Any]:
         from airflow_provider_schneider.redaction import safe_params
 
-        return {"resource": self.resource, "endpoint": plan.path, "query": safe_params(dict(plan.query))}
+        return {
+            "resource": self.resource,
+            "endpoint": plan.path,
+            "path_params": dict(plan.path_params),
+            "query": safe_params(dict(plan.query)),
+        }

@@ -14,14 +14,21 @@ Airflow's OpenLineage listener asks for facets.
 from __future__ import annotations
 
 import contextlib
-import os
-import re
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_schneider.exceptions import SchneiderConfigError, SchneiderResponseError
+from airflow_provider_schneider.exceptions import SchneiderResponseError
+from airflow_provider_schneider.operators.output import (
+    OUTPUT_BASE_ENV,
+    checked_output_options,
+    collect_for_xcom,
+    default_output_base,
+    interval_key,
+    map_index_of,
+    output_spec,
+)
 from airflow_provider_schneider.operators.pull import Call, ProgressLog, PullPlan, PullResult, PullStats, duration
 from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
@@ -29,34 +36,14 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_schneider.hooks.schneider import SchneiderHook
-    from airflow_provider_schneider.pagination import Page
+    from airflow_provider_schneider.operators.resume import ResumablePull
+    from airflow_provider_schneider.outputs.writer import OutputSpec
 
-OUTPUT_BASE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE"
+__all__ = ["OUTPUT_BASE_ENV", "SchneiderBaseOperator", "default_output_base", "interval_key"]
+
 #: XCom rows live in the metadata database: the small-result mode refuses more than this by default.
 DEFAULT_MAX_XCOM_RECORDS = 1000
 DEFAULT_MAX_XCOM_BYTES = 512 * 1024
-
-
-def default_output_base() -> str:
-    """``$AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE``, else ``file://$AIRFLOW_HOME/schneider_data``."""
-    base = os.environ.get(OUTPUT_BASE_ENV)
-    if base:
-        return base.rstrip("/")
-    home = os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow")
-    return f"file://{os.path.abspath(home)}/schneider_data"
-
-
-def interval_key(context: Mapping[str, Any]) -> str:
-    """One name per data interval (so a rerun replaces its own output); run id when there is no interval."""
-    start, end = context.get("data_interval_start"), context.get("data_interval_end")
-    if start is not None and end is not None:
-        return f"{start:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(context.get("run_id") or "manual"))
-
-
-def _map_index(context: Mapping[str, Any]) -> int:
-    index = getattr(context.get("ti"), "map_index", -1)
-    return -1 if index is None else int(index)
 
 
 def _iso(value: Any) -> str | None:
@@ -64,16 +51,25 @@ def _iso(value: Any) -> str | None:
 
 
 class SchneiderBaseOperator(BaseOperator):
-    """Pulls records from a Schneider API and streams them to JSON Lines; returns a small manifest.
+    """Pulls records from a Schneider API and streams them to storage (JSON Lines, CSV or Parquet);
+    returns a small manifest.
 
     :param schneider_conn_id: connection of type ``schneider``.
     :param output_path: target URI (templated; any ObjectStoragePath/fsspec scheme). A value ending in
         ``/`` is a folder that receives the default file name. Default:
-        ``{output_base}/{dag_id}/{task_id}/{data interval}[/map_{i}].jsonl``. A mapped task needs a
-        different path per map index (the default has one; else template ``{{ ti.map_index }}`` in).
+        ``{output_base}/{dag_id}/{task_id}/{data interval}[/{name}={value}...]{extension}``: a mapped task
+        adds one segment per mapped argument (``country=FR``), so each map instance has its own object.
     :param output_base: base URI of the default path (templated; default ``$AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE``
         or ``file://$AIRFLOW_HOME/schneider_data``).
-    :param compression: ``None`` or ``"gzip"`` (adds ``.gz``).
+    :param output_format: ``"jsonl"`` (default), ``"csv"`` or ``"parquet"`` (needs the ``parquet`` extra).
+    :param compression: ``None`` or ``"gzip"`` for jsonl and csv (adds ``.gz``); ``None`` (snappy),
+        ``"snappy"``, ``"zstd"`` or ``"none"`` for parquet.
+    :param max_records_per_file: split the output into part files of at most this many records; the
+        target is then a folder of ``part-00000<extension>``, ``part-00001...``.
+    :param max_bytes_per_file: split once a part holds this many stored bytes (a part may overshoot by one
+        record, or for parquet by one row group).
+    :param resumable: a retry of a paginated pull continues after the pages its failed try staged (Airflow
+        >= 3.3, task state store). Default ``None``: on when the task has retries; ``False`` turns it off.
     :param storage_conn_id: Airflow connection for the object store (s3, gcs, ...), if needed.
     :param return_records: return the records themselves through XCom instead of writing a file, for small
         results only: more than ``max_xcom_records`` records or ``max_xcom_bytes`` of JSON fails the task
@@ -95,7 +91,11 @@ class SchneiderBaseOperator(BaseOperator):
         schneider_conn_id: str = DEFAULT_CONN_ID,
         output_path: str | None = None,
         output_base: str | None = None,
+        output_format: str = "jsonl",
         compression: str | None = None,
+        max_records_per_file: int | None = None,
+        max_bytes_per_file: int | None = None,
+        resumable: bool | None = None,
         storage_conn_id: str | None = None,
         return_records: bool = False,
         max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS,
@@ -110,12 +110,15 @@ class SchneiderBaseOperator(BaseOperator):
         # An explicit ``outlets``/``inlets`` (also ``[]``, also from default_args) wins over our defaults.
         self._outlets_given = "outlets" in given
         self._inlets_given = "inlets" in given
-        if compression not in (None, "gzip"):
-            raise SchneiderConfigError(f"{self.task_id}: compression must be None or 'gzip', got {compression!r}")
+        checked_output_options(self.task_id, output_format, compression, max_records_per_file, max_bytes_per_file)
         self.schneider_conn_id = schneider_conn_id
         self.output_path = output_path
         self.output_base = output_base
+        self.output_format = output_format
         self.compression = compression
+        self.max_records_per_file = max_records_per_file
+        self.max_bytes_per_file = max_bytes_per_file
+        self.resumable = resumable
         self.storage_conn_id = storage_conn_id
         self.return_records = return_records
         self.max_xcom_records = max_xcom_records
@@ -155,20 +158,32 @@ class SchneiderBaseOperator(BaseOperator):
     def fetch(self, hook: SchneiderHook, call: Call) -> Any:
         return hook.request(call.method, call.path, params=call.query, json=call.json_body, retry=call.retry)
 
-    def iter_records(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats) -> Generator[Any, None, None]:
+    def iter_records(
+        self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, resume: ResumablePull | None = None
+    ) -> Generator[Any, None, None]:
         """Run ``plan``: yield its records in a stable order, count every response into ``stats`` and log
-        progress as they arrive."""
+        progress as they arrive. ``resume`` (paginated plans) stages pages for a retry and skips the pages
+        an earlier try staged."""
         progress = ProgressLog(self.log, plan.unit)
         if plan.paginate:
             assert plan.records_field is not None
-
-            def count(page: Page) -> None:
-                stats.add_page(len(page.records or ()), page.total_pages)
-                progress.update(stats)
-
-            yield from hook.iter_records(
-                plan.path, records_field=plan.records_field, params=plan.query, page_size=plan.page_size, on_page=count
+            pages = hook.iter_page_objects(
+                plan.path,
+                params=plan.query,
+                records_field=plan.records_field,
+                page_size=plan.page_size,
+                held=resume.held if resume else None,
             )
+            from airflow_provider_schneider.operators.resume import PageBatch
+
+            batches = resume.batches(pages) if resume else (PageBatch(1, p.records or [], p.total_pages) for p in pages)
+            for batch in batches:
+                count = 0
+                for record in batch.records:
+                    count += 1
+                    yield record
+                stats.add_page(count, batch.total_pages, pages=batch.pages)
+                progress.update(stats)
             return
         from airflow_provider_schneider.concurrency import ordered_map
 
@@ -261,26 +276,15 @@ class SchneiderBaseOperator(BaseOperator):
         return SchneiderHook(self.schneider_conn_id, overrides={k: v for k, v in overrides.items() if v is not None})
 
     def output_key(self, context: Context, plan: PullPlan) -> str:
-        """Name of the default output file (before ``[/map_i].jsonl``): one per data interval."""
+        """Name of the default output (before the mapped values and the extension): one per data interval."""
         return interval_key(context)
 
+    def output_spec(self, context: Context, plan: PullPlan) -> OutputSpec:
+        """Where and how this ``execute`` writes (the default name carries interval and mapped values)."""
+        return output_spec(self, context, self.output_key(context, plan))
+
     def resolve_output_path(self, context: Context, plan: PullPlan) -> str:
-        map_index = _map_index(context)
-        file_name = f"{self.output_key(context, plan)}{f'/map_{map_index}' if map_index >= 0 else ''}.jsonl"
-        if self.output_path:
-            path = str(self.output_path)
-            if path.endswith("/"):
-                return path + file_name
-            if map_index >= 0:
-                self.log.warning(
-                    "%s is mapped and writes to the explicit output_path %s: make sure it differs per map "
-                    "index ({{ ti.map_index }}), or map instances overwrite each other",
-                    self.task_id,
-                    path,
-                )
-            return path
-        base = str(self.output_base or default_output_base()).rstrip("/")
-        return f"{base}/{self.dag_id}/{self.task_id}/{file_name}"
+        return self.output_spec(context, plan).target_uri()
 
     def execute(self, context: Context) -> Any:
         from airflow_provider_schneider import metrics
@@ -291,15 +295,15 @@ class SchneiderBaseOperator(BaseOperator):
             plan = self.prepare(context, hook)
             self._log_start(plan)
             stats = PullStats()
-            with contextlib.closing(self.iter_records(hook, plan, stats)) as records:
-                if self.return_records:
-                    result: Any = self._collect_for_xcom(records)
-                    stats.finish()
-                    output = {"records": len(result), "format": "xcom", "fetched_at": _now()}
-                    manifest = self.build_manifest(plan, stats, context, output)
-                    self._log_end("Pulled", plan, stats, manifest, "; returning them through XCom")
-                else:
-                    result = manifest = self._write(records, plan, stats, context)
+            if self.return_records:
+                with contextlib.closing(self.iter_records(hook, plan, stats)) as records:
+                    result: Any = collect_for_xcom(records, self.task_id, self.max_xcom_records, self.max_xcom_bytes)
+                stats.finish()
+                output = {"records": len(result), "format": "xcom", "fetched_at": _now()}
+                manifest = self.build_manifest(plan, stats, context, output)
+                self._log_end("Pulled", plan, stats, manifest, "; returning them through XCom")
+            else:
+                result = manifest = self._write(hook, plan, stats, context)
             self.last_pull = PullResult(plan, stats, manifest, hook.settings.api_base_url)
         finally:
             hook.close()
@@ -314,7 +318,7 @@ class SchneiderBaseOperator(BaseOperator):
     ) -> dict[str, Any]:
         """``output`` (the sink's facts, or the XCom mode's) plus pages, data interval, map index and the
         operator's :meth:`manifest_facts`: the one manifest shape of both modes."""
-        map_index = _map_index(context)
+        map_index = map_index_of(context)
         return {
             **output,
             "pages": stats.pages,
@@ -349,38 +353,35 @@ class SchneiderBaseOperator(BaseOperator):
             detail,
         )
 
-    def _collect_for_xcom(self, records: Iterator[Any]) -> list[Any]:
-        from airflow_provider_schneider.sinks import encode_record
+    def _write(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, context: Context) -> dict[str, Any]:
+        from airflow_provider_schneider.operators.resume import resumable_pull, retry_follows
+        from airflow_provider_schneider.outputs.writer import RecordWriter
 
-        collected: list[Any] = []
-        size = 0
-        for record in records:
-            size += len(encode_record(record))
-            if len(collected) >= self.max_xcom_records:
-                limit = f"max_xcom_records={self.max_xcom_records} records"
-            elif size > self.max_xcom_bytes:
-                limit = f"max_xcom_bytes={self.max_xcom_bytes} bytes of JSON"
-            else:
-                collected.append(record)
-                continue
-            raise SchneiderConfigError(
-                f"{self.task_id}: return_records=True but the result exceeds {limit} (stopped at record "
-                f"{len(collected) + 1}). XCom lives in the metadata database: write the records to storage "
-                "(return_records=False, the default) and pass the manifest, or raise the limit deliberately"
-            )
-        return collected
+        spec = self.output_spec(context, plan)
+        if spec.output_format == "parquet":
+            from airflow_provider_schneider.outputs.parquet import require_pyarrow
 
-    def _write(self, records: Iterator[Any], plan: PullPlan, stats: PullStats, context: Context) -> dict[str, Any]:
-        from airflow_provider_schneider.sinks import JsonLinesSink
-
-        target = self.resolve_output_path(context, plan)
-        self.log.info("Pulling into %s (written atomically when the pull completes)", target)
-        with JsonLinesSink(target, compression=self.compression, storage_conn_id=self.storage_conn_id) as sink:
-            for record in records:
-                sink.write(record)
+            require_pyarrow(self.task_id)  # before any call, not after an hour of pulling
+        writer = RecordWriter(spec)
+        resume = resumable_pull(self, context, plan, writer.target)
+        self.log.info("Pulling into %s (written atomically when the pull completes)", writer.target)
+        try:
+            with contextlib.closing(self.iter_records(hook, plan, stats, resume)) as records, writer:
+                for record in records:
+                    writer.write(record)
+        except BaseException as exc:
+            if resume is not None:
+                resume.close(keep=retry_follows(context, exc))
+            raise
         stats.finish()
-        manifest = self.build_manifest(plan, stats, context, sink.manifest)
-        detail = f", {manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}, to {manifest['uri']}"
+        output = dict(writer.manifest)
+        if resume is not None:
+            resume.close(keep=False)
+            if resume.adopted:
+                output["resumed"] = {"pages_staged": resume.adopted[-1].last, "pages_fetched": resume.pages_fetched}
+        manifest = self.build_manifest(plan, stats, context, output)
+        parts = f"{len(manifest['parts'])} parts, " if spec.split else ""
+        detail = f", {parts}{manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}, to {manifest['uri']}"
         self._log_end("Wrote", plan, stats, manifest, detail)
         return manifest
 

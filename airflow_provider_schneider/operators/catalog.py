@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_schneider.hooks.schneider import SchneiderHook
+    from airflow_provider_schneider.operators.resume import ResumablePull
     from airflow_provider_schneider.operators.watermark import Window
 
 #: Delta of the run's data interval: changes since its start (the backfill-friendly default) ...
@@ -226,8 +227,8 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
             query["date-of-reference"] = window.since.isoformat()
             changed_before = window.until.isoformat()
         path_params, query = self.checked_params(query)
-        path = self.render_path(path_params)
-        fields = self.plan_fields(hook, path, query)
+        fields = self.plan_fields(hook, path_params, query)
+        path = fields["path"]
         refs = query.get("product-reference")
         if "date-of-reference" not in query and refs and len(refs) > self.references_per_call:
             # Detail mode over many references: several requests (a URL has a length limit), results in order.
@@ -242,9 +243,11 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
 
     # -- pulling ----------------------------------------------------------------------------------------------
 
-    def iter_records(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats) -> Generator[Any, None, None]:
+    def iter_records(
+        self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, resume: ResumablePull | None = None
+    ) -> Generator[Any, None, None]:
         before = _catalog(plan).before
-        for record in super().iter_records(hook, plan, stats):
+        for record in super().iter_records(hook, plan, stats, resume):
             if before is not None and isinstance(record, Mapping):
                 changed = record.get(self.change_date_field)
                 if changed and self._change_date(plan, record, changed) >= before:

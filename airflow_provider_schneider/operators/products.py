@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_schneider.hooks.schneider import SchneiderHook
+    from airflow_provider_schneider.operators.resume import ResumablePull
 
 __all__ = [
     "CHANGED_BEFORE_INTERVAL_END",
@@ -263,8 +264,10 @@ class SchneiderNetPriceOperator(_ProductFanOutOperator):
         self.log.warning("Net price for %s came back with errorMessages %s", reference, errors)
         return [] if self.on_business_error == "skip" else [record]
 
-    def iter_records(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats) -> Generator[Any, None, None]:
-        yield from super().iter_records(hook, plan, stats)
+    def iter_records(
+        self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, resume: ResumablePull | None = None
+    ) -> Generator[Any, None, None]:
+        yield from super().iter_records(hook, plan, stats, resume)
         if self.on_business_error == "fail" and stats.business_errors:
             raise SchneiderBusinessError(
                 f"{self.task_id}: {len(stats.business_errors)} product(s) came back with errorMessages "

@@ -49,6 +49,7 @@ class PullPlan:
     :param path: the endpoint read (a fan-out's path template): the manifest's ``endpoint``, the
         OpenLineage input and the start line.
     :param query: the query every call shares (a fan-out's items may add to it).
+    :param path_params: the values of the path's placeholders (``{"country": "FR"}``).
     :param paginate: page-number pagination of ``path`` (``records_field`` per page, ``page_size``), else
         the fixed list of ``calls``, made with at most the connection's ``max_concurrency`` in flight.
     """
@@ -57,6 +58,8 @@ class PullPlan:
     path: str
     query: Mapping[str, Any]
     records_field: str | None = None
+    #: The values filled into the path's placeholders (the manifest says what was pulled).
+    path_params: Mapping[str, Any] = field(default_factory=lambda: frozen(None))
     paginate: bool = False
     page_size: int | None = None
     calls: tuple[Call, ...] = ()
@@ -96,8 +99,9 @@ class PullStats:
     def __post_init__(self) -> None:
         self.started = self.clock()
 
-    def add_page(self, records: int, total: int | None = None) -> None:
-        self.pages += 1
+    def add_page(self, records: int, total: int | None = None, *, pages: int = 1) -> None:
+        """``pages`` responses (a resumed pull counts the staged pages it read back at once) held ``records``."""
+        self.pages += pages
         self.records += records
         if total is not None:
             self.total = total

@@ -59,13 +59,13 @@ def check_s3_outputs(
     for run in runs:
         start, end = run_interval(run)
         stem = f"{start:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
-        for index, kind in enumerate(CHANGE_TYPES):
-            wanted[f"{PREFIX}{stem}/map_{index}.jsonl.gz"] = (start.date(), end.date(), kind)
+        for kind in CHANGE_TYPES:  # named by the mapped value: .expand(change_type=CHANGE_TYPES)
+            wanted[f"{PREFIX}{stem}/change_type={kind}.jsonl.gz"] = (start.date(), end.date(), kind)
     temporary = sorted(key for key in objects if key.endswith(".partial") or "/." in key)
     extra = sorted(set(objects) - set(wanted) - set(temporary))
     missing = sorted(set(wanted) - set(objects))
     result.check(
-        "one S3 object per interval and map index",
+        "one S3 object per interval and change type",
         bool(wanted) and not missing and not extra,
         f"{len(wanted) - len(missing)}/{len(wanted)} objects"
         + (f", missing {missing[:2]}" if missing else "")
