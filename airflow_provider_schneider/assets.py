@@ -171,8 +171,13 @@ def endpoint_segments(endpoint: Any, path_params: Mapping[str, Any]) -> list[str
 
 
 def event_extra(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a manifest that travels with an asset event: where the data is and how to check it."""
-    return {key: manifest[key] for key in EVENT_EXTRA_KEYS if manifest.get(key) is not None}
+    """The part of a manifest that travels with an asset event: where the data is and how to check it
+    (the part files too, when the output is split: a consumer must not list the folder)."""
+    extra = {key: manifest[key] for key in EVENT_EXTRA_KEYS if manifest.get(key) is not None}
+    parts = manifest.get("parts") or []
+    if parts and [p.get("uri") for p in parts] != [manifest.get("uri")]:
+        extra["parts"] = list(parts)
+    return extra
 
 
 def sanitize_uri(uri: SplitResult) -> SplitResult:

@@ -136,6 +136,16 @@ def test_schema_drift_across_pages_never_breaks_a_file(tmp_path):
         assert rows[6]["extra"] == [{"k": 1, "j": None}, {"k": 2, "j": "x"}]
 
 
+def test_parquet_is_written_in_row_groups(tmp_path):
+    with RecordWriter(OutputSpec(f"file://{tmp_path}/rows.parquet", "parquet")) as writer:
+        for i in range(120_000):
+            writer.write({"i": i, "s": str(i)})
+    parquet = pq.ParquetFile(local(writer.manifest["uri"]))
+    groups = [parquet.metadata.row_group(j).num_rows for j in range(parquet.metadata.num_row_groups)]
+    assert groups == [50_000, 50_000, 20_000]
+    assert parquet.read().column("i").to_pylist() == list(range(120_000))
+
+
 def test_missing_pyarrow_is_a_clear_error_before_any_call(emulator, schneider_conn, tmp_path):
     code = textwrap.dedent(
         f"""
@@ -307,6 +317,11 @@ def test_default_names_carry_format_and_split(emulator, schneider_conn, tmp_path
     assert manifest["uri"] == f"{base}/d/b/{interval}"
     assert [p["uri"] for p in manifest["parts"]] == [f"{base}/d/b/{interval}/part-{i:05d}.parquet" for i in range(3)]
     assert manifest["path_params"] == {"country": "FR"} and manifest["query"] == {}
+
+    from airflow_provider_schneider.assets import event_extra
+
+    assert event_extra(manifest)["parts"] == manifest["parts"]  # an asset consumer finds the parts, too
+    assert "parts" not in event_extra(plain.execute(context()))  # one file: its uri says it all
 
 
 def test_mapped_values_name_the_output():

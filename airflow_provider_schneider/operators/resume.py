@@ -333,7 +333,7 @@ class _OpenChunk:
         self.temporary = target.parent / f".{target.name}{RESUME_INFIX}{key}-{first:06d}{tag.suffix}"
         self._raw = self.temporary.open("wb")
         self._counter = CountingHasher(self._raw)
-        self._encoder = JsonLinesEncoder(self._counter, "gzip")
+        self._encoder = JsonLinesEncoder(self._counter, "gzip", level=1)  # staging: speed over size
 
     def age(self) -> float:
         return float(self.clock() - self.started)

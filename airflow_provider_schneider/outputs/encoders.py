@@ -71,14 +71,16 @@ class PartEncoder(Protocol):
     def close(self) -> None: ...
 
 
-def _gzip(stream: CountingHasher) -> gzip.GzipFile:
+def _gzip(stream: CountingHasher, level: int = 9) -> gzip.GzipFile:
     # No file name and mtime 0 in the header: same records, same bytes, same checksum.
-    return gzip.GzipFile(filename="", fileobj=stream, mode="wb", mtime=0)
+    return gzip.GzipFile(filename="", fileobj=stream, mode="wb", mtime=0, compresslevel=level)
 
 
 class JsonLinesEncoder:
-    def __init__(self, stream: CountingHasher, compression: str | None):
-        self._gzip = _gzip(stream) if compression == "gzip" else None
+    """``level``: gzip's compression level (9, the default, for outputs; staging for a resume takes 1, fast)."""
+
+    def __init__(self, stream: CountingHasher, compression: str | None, *, level: int = 9):
+        self._gzip = _gzip(stream, level) if compression == "gzip" else None
         self._stream: Any = self._gzip or stream
 
     def write(self, record: Any) -> None:

@@ -10,6 +10,8 @@ from airflow_provider_schneider.outputs.schema import Kind, conform
 
 #: Records per row group: memory holds one group (a few MB for typical API records), never the pull.
 ROW_GROUP_RECORDS = 50_000
+#: Rows kept as Python objects before they become an Arrow record batch.
+BATCH_RECORDS = 5_000
 EXTRA_HINT = "pip install 'airflow-provider-schneider[parquet]'"
 
 
@@ -42,7 +44,8 @@ def arrow_type(kind: Kind) -> Any:
 
 
 class ParquetEncoder:
-    """Buffers up to ``row_group_records`` conformed rows, then writes them as one row group."""
+    """Collects conformed rows into Arrow record batches of :data:`BATCH_RECORDS` (compact: Arrow buffers, not
+    Python objects) and writes a row group each ``row_group_records`` rows."""
 
     def __init__(
         self,
@@ -61,23 +64,37 @@ class ParquetEncoder:
         self._writer = pq.ParquetWriter(stream, self._schema, compression=codec)
         self._row_group = max(1, row_group_records)
         self._pending: dict[str, list[Any]] = {name: [] for name in columns}
+        self._pending_rows = 0
+        self._batches: list[Any] = []
         self._rows = 0
 
     def write(self, record: Any) -> None:
         row = record if isinstance(record, dict) else {"value": record}
         for name, kind in self._columns.items():
             self._pending[name].append(conform(row.get(name), kind))
+        self._pending_rows += 1
         self._rows += 1
         if self._rows >= self._row_group:
             self._flush()
+        elif self._pending_rows >= BATCH_RECORDS:
+            self._batch()
+
+    def _batch(self) -> None:
+        import pyarrow as pa
+
+        if self._pending_rows:
+            self._batches.append(pa.RecordBatch.from_pydict(self._pending, schema=self._schema))
+            self._pending = {name: [] for name in self._columns}
+            self._pending_rows = 0
 
     def _flush(self) -> None:
         import pyarrow as pa
 
+        self._batch()
         if self._rows:
-            table = pa.Table.from_pydict(self._pending, schema=self._schema)
+            table = pa.Table.from_batches(self._batches, schema=self._schema)
             self._writer.write_table(table, row_group_size=self._rows)
-            self._pending = {name: [] for name in self._columns}
+            self._batches = []
             self._rows = 0
 
     def close(self) -> None:

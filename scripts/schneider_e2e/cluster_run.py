@@ -1,8 +1,9 @@
-"""The cluster run: CeleryExecutor on PostgreSQL and Redis, three worker hosts, outputs on S3, four phases.
+"""The cluster run: CeleryExecutor on PostgreSQL and Redis, three worker hosts, outputs on S3, five phases.
 
 Phases (each starts from empty token caches and no token Variable, the workers restarted with its knobs):
 ``backfill`` (``airflow backfill create``), ``rerun`` (``airflow tasks clear``: identical objects), ``control``
-(cross-host lease off), ``pod-per-task`` (lease on, a fresh token cache directory per task run).
+(cross-host lease off), ``pod-per-task`` (lease on, a fresh token cache directory per task run); then
+``resume`` (a paged pull whose first try fails at page k, resumed by its retry: see ``cluster_resume``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schneider_e2e import cluster_checks
+from schneider_e2e import cluster_checks, cluster_resume
 from schneider_e2e.cluster_dag import DAG_ID, POD_PER_TASK_ENV, POOL
 from schneider_e2e.cluster_report import print_table, summary
 from schneider_e2e.cluster_services import (
@@ -96,6 +97,7 @@ class ClusterRun:
         ensure_debian_packages()
         (self.workdir / "dags").mkdir(parents=True)
         shutil.copy2(Path(cluster_checks.__file__).with_name("cluster_dag.py"), self.workdir / "dags" / f"{DAG_ID}.py")
+        cluster_resume.install(self.workdir / "dags")
         self.postgres = Postgres(self.services)
         self.postgres.start()
         broker = start_redis(self.services, self.workdir)
@@ -242,8 +244,8 @@ class ClusterRun:
             for name, lease, pod, expected_try in PHASES:
                 if name in self.copts.phases:
                     self.run_phase(name, lease, pod, expected_try)
-            first = self.phases[0]
             for later in self.phases[1:]:
+                first = self.phases[0]
                 changed = sorted(k for k in first.files if later.files.get(k) != first.files[k])
                 self.checks.append(
                     Check(
@@ -252,6 +254,10 @@ class ClusterRun:
                         f"{len(first.files) - len(changed)}/{len(first.files)} identical",
                     )
                 )
+            if "resume" in self.copts.phases:
+                if not self.phases:
+                    self.start_workers(True, False)
+                self.checks += cluster_resume.run_phase(self)
             ok, detail = cluster_checks.prove_s3_atomicity(self.s3_url)
             self.checks.append(Check("S3 atomicity: a failed pull leaves no object at its target", ok, detail))
             tokens = self.emulator.client.issued_tokens()
@@ -292,7 +298,8 @@ def parse_args(argv: list[str] | None) -> tuple[ClusterOptions, bool]:
     p.add_argument("--token-refresh-spread", type=float, default=0.5)
     p.add_argument("--latency-ms", type=float, default=20.0)
     p.add_argument("--token-latency-ms", type=float, default=300.0, help="token endpoint latency (a real one's)")
-    p.add_argument("--phases", default=",".join(name for name, *_ in PHASES), help="comma-separated subset")
+    every = [*(name for name, *_ in PHASES), "resume"]
+    p.add_argument("--phases", default=",".join(every), help="comma-separated subset")
     p.add_argument("--timeout", type=float, default=1500.0)
     p.add_argument("--workdir", type=Path, default=None)
     p.add_argument("--keep", action="store_true", help="keep the work directory (always kept on failure)")
