@@ -83,6 +83,9 @@ print(json.dumps({"added": added, "all": sorted(sys.modules)}))
         "airflow_provider_schneider",
         "airflow_provider_schneider.exceptions",
         "airflow_provider_schneider.settings",
+        # stdlib: the connection field declarations settings validates with (Airflow >= 3.2 has already
+        # imported it through the provider info when airflow.sdk loads; 3.1 has not)
+        "airflow_provider_schneider.connection_fields",
         "airflow_provider_schneider.resources",
         "airflow_provider_schneider.operators",
         "airflow_provider_schneider.operators.base",
