@@ -73,7 +73,8 @@ def only_profile(name: str):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests that run Airflow itself (``airflow dags test``, a scheduler: they use ``airflow_db``) take
+    """Tests that run Airflow itself (``airflow dags test``, a scheduler: they use ``airflow_db`` or are marked
+    ``runs_airflow``) take
     10-60 s each, so they speak one dialect per run: the last of ``SCHNEIDER_EMULATOR_PROFILES`` (apigee on
     the latest Airflow, default on the lowest), unless ``SCHNEIDER_DAG_PROFILES=all``. Everything below them
     (hook, token cache, operators in-process, fault matrix) runs against every profile."""
@@ -82,7 +83,7 @@ def pytest_collection_modifyitems(config, items):
     keep, drop = [], []
     for item in items:
         profile = getattr(getattr(item, "callspec", None), "params", {}).get("emulator_profile")
-        runs_airflow = "airflow_db" in getattr(item, "fixturenames", ())
+        runs_airflow = "airflow_db" in getattr(item, "fixturenames", ()) or item.get_closest_marker("runs_airflow")
         pinned = item.get_closest_marker("profile_pinned") is not None
         (drop if runs_airflow and not pinned and profile not in (None, EMULATOR_PROFILES[-1]) else keep).append(item)
     if drop:

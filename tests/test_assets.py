@@ -208,6 +208,7 @@ def test_outlet_event_extra_is_the_small_manifest_and_never_the_query(emulator, 
 # -- the real thing: producer's event -> consumer's asset-triggered run ---------------------------------
 
 
+@pytest.mark.runs_airflow
 def test_catalog_delta_event_triggers_the_asset_scheduled_consumer(emulator, schneider_conn, tmp_path):
     emulator.configure(today=TODAY.isoformat())
     airflow = PrivateAirflow(tmp_path / "airflow")
