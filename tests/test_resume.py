@@ -65,7 +65,9 @@ def airflow_version() -> tuple[int, int]:
 
 
 def pages_served(emulator) -> list[int]:
-    return [int(r["page"]) for r in emulator.request_log() if r["channel"] == "api" and r["path"] == ORDERS]
+    """Pages answered (not a 401 replayed with a fresh token), in arrival order."""
+    log = emulator.request_log()
+    return [int(r["page"]) for r in log if r["channel"] == "api" and r["path"] == ORDERS and r["outcome"] != "401"]
 
 
 def uninterrupted_sha256(tmp_path, records: list[dict]) -> str:
