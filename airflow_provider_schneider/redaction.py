@@ -127,6 +127,11 @@ def install_log_filters() -> None:
         _installed = True
 
 
+def is_secret_name(name: str) -> bool:
+    """A parameter name whose value is a credential (``apikey``, ``access_token``, ``client_secret``...)."""
+    return bool(_SECRET_KEY.match(name))
+
+
 def safe_params(params: dict[str, Any] | None) -> dict[str, Any]:
     """Params fit for a log line or an XCom (api keys, tokens and secrets removed)."""
-    return {k: (REDACTED if _SECRET_KEY.match(str(k)) else v) for k, v in (params or {}).items()}
+    return {k: (REDACTED if is_secret_name(str(k)) else v) for k, v in (params or {}).items()}

@@ -283,11 +283,12 @@ def test_only_provably_stale_leftovers_are_removed(tmp_path):
     now = int(time.time())
     killed = tmp_path / f".out.jsonl.w-{me.host}-{dead.stdout.strip()}-{now}-0badc0de.partial"
     live = tmp_path / f".out.jsonl.w-{me.host}-{os.getpid()}-{now}-0badc0de.partial"
-    elsewhere = tmp_path / f".out.jsonl.w-otherhost-{os.getpid()}-{now}-0badc0de.partial"
-    old = tmp_path / ".out.jsonl.w-otherhost-1-1-0badc0de.partial"
+    # Another host, or a container sharing this hostname but not its PID namespace: another label.
+    elsewhere = tmp_path / f".out.jsonl.w-otherhost-0123abcd-{os.getpid()}-{now}-0badc0de.partial"
+    old = tmp_path / ".out.jsonl.w-otherhost-0123abcd-1-1-0badc0de.partial"
     old_chunk = tmp_path / ".out.jsonl.resume-0123456789ab-000001-000004-0badc0de.jsonl.gz"
     new_chunk = tmp_path / ".out.jsonl.resume-0123456789ab-000005-000008-0badc0de.jsonl.gz"
-    other = tmp_path / ".other.jsonl.w-otherhost-1-1-0badc0de.partial"
+    other = tmp_path / ".other.jsonl.w-otherhost-0123abcd-1-1-0badc0de.partial"
     for path in (killed, live, elsewhere, old, old_chunk, new_chunk, other):
         path.write_bytes(b'{"half":')
     for path in (old, old_chunk, other):
@@ -324,6 +325,48 @@ def test_default_names_carry_format_and_split(emulator, schneider_conn, tmp_path
     assert "parts" not in event_extra(plain.execute(context()))  # one file: its uri says it all
 
 
+def test_an_object_store_folder_without_a_date_is_never_taken_for_stale():
+    """S3 and GCS prefixes (a split output's staging folder) have no modification time: unknown, never 0."""
+    from upath import UPath
+
+    from airflow_provider_schneider.outputs.storage import _modified_at, is_provably_stale
+
+    base = UPath(f"memory://stale-{os.getpid()}")
+    staging = base / ".set.w-otherhost-0123abcd-1-1-0badc0de.partial"
+    (staging / "part-00000.jsonl").write_bytes(b"{}\n")
+    assert _modified_at(staging) is None and not is_provably_stale(staging)
+    assert _modified_at(staging / "part-00000.jsonl") is not None  # a file says when it was written
+
+
+def test_object_store_set_commits_take_turns(tmp_path):
+    """Two writers committing part sets to one object-store folder at once (threads, fsspec's memory store):
+    the folder ends as one writer's whole set, never a mix, and the lock object is gone."""
+    import threading
+
+    from upath import UPath
+
+    base = f"memory://sets-{os.getpid()}/out"
+    done: list[dict] = []
+
+    def write(tag: str, count: int) -> None:
+        with RecordWriter(OutputSpec(base, max_records_per_file=10)) as writer:
+            for i in range(count):
+                writer.write({"writer": tag, "i": i})
+        done.append(writer.manifest)
+
+    threads = [threading.Thread(target=write, args=(tag, n)) for tag, n in (("a", 95), ("b", 42))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(done) == 2
+    names = sorted(p.name for p in UPath(base).iterdir())
+    final = [r for name in names for r in read_jsonl(f"{base}/{name}")]
+    assert {r["writer"] for r in final} in ({"a"}, {"b"}) and len(final) in (95, 42)
+    assert len(names) == (10 if final[0]["writer"] == "a" else 5)
+    assert [p.name for p in UPath(base).parent.iterdir() if p.name.startswith(".")] == []
+
+
 def test_mapped_values_name_the_output():
     from airflow_provider_schneider.operators.output import mapped_segments
 
@@ -334,3 +377,11 @@ def test_mapped_values_name_the_output():
     [long] = mapped_segments({"product_references": ["LC1D09"] * 40})
     assert long.startswith("product_references=h") and len(long) == len("product_references=h") + 12
     assert mapped_segments({"product_references": ["LC1D09"] * 40}) == [long]  # stable
+    # Two mappings naming the same key: both qualified, so two map instances never share an object.
+    assert mapped_segments({"path_params": {"country": "FR"}, "query": {"country": "X"}}) == [
+        "path_params.country=FR",
+        "query.country=X",
+    ]
+    # A credential never becomes part of an object name.
+    [key, other] = mapped_segments({"query": {"apikey": "SECRET-api-key-value", "x": 1}})
+    assert key.startswith("apikey=h") and "SECRET" not in key and other == "x=1"

@@ -29,12 +29,20 @@ from airflow_provider_schneider.operators import SchneiderOrderStatusOperator
 
 
 def change_the_data(context):
-    """Between the tries: the emulator serves another number of orders (SCHNEIDER_TEST_ORDERS_ON_RETRY)."""
+    """Between the tries: the emulator serves another number of orders (SCHNEIDER_TEST_ORDERS_ON_RETRY), or
+    one byte of a staged chunk changes (SCHNEIDER_TEST_ALTER_CHUNK)."""
     orders = os.environ.get("SCHNEIDER_TEST_ORDERS_ON_RETRY")
     if orders:
         from airflow_provider_schneider.emulator.client import EmulatorClient
 
         EmulatorClient(os.environ["SCHNEIDER_TEST_EMULATOR_URL"]).configure(orders_per_country=int(orders))
+    if os.environ.get("SCHNEIDER_TEST_ALTER_CHUNK"):
+        import glob
+
+        for chunk in sorted(glob.glob("{base}/**/.*.resume-*.jsonl.gz", recursive=True))[3:4]:  # none below 3.3
+            data = bytearray(open(chunk, "rb").read())
+            data[len(data) // 2] ^= 0xFF
+            open(chunk, "wb").write(bytes(data))
 
 
 @dag(schedule="@daily", start_date=pendulum.datetime(2026, 11, 1, tz="UTC"), catchup=False)
@@ -121,19 +129,30 @@ def test_a_retry_continues_after_the_staged_pages_and_the_output_is_byte_identic
     assert "Resume: pages 1-22 (550 records) are staged by an earlier try; fetching pages 23-40" in result.output
 
 
-def test_a_changed_total_between_tries_restarts_cleanly(emulator, resume_dag, tmp_path):
+@pytest.mark.parametrize(
+    ("between_tries", "orders", "why"),
+    [
+        ({"SCHNEIDER_TEST_ORDERS_ON_RETRY": "990"}, 990, "the totals changed from 40 pages / 1000 records"),
+        ({"SCHNEIDER_TEST_ALTER_CHUNK": "1"}, 1000, "-000008-"),  # the 4th chunk: pages 7-8, one byte flipped
+    ],
+    ids=["other-totals", "altered-chunk"],
+)
+def test_a_retry_that_cannot_trust_the_staged_pages_restarts_cleanly(
+    emulator, resume_dag, tmp_path, between_tries, orders, why
+):
     run, target = resume_dag
     emulator.configure(orders_per_country=1000)
     emulator.add_fault(target="api", kind="status", status=500, times=1, match_query={"page": "23"})
 
-    result = run(SCHNEIDER_TEST_ORDERS_ON_RETRY="990")  # the retry sees 990 orders: other totals
+    result = run(**between_tries)
 
     assert result.succeeded, result.output[-4000:]
     served = pages_served(emulator)
     retry = [i for i, page in enumerate(served) if page == 1][1]
-    assert served[:retry] == list(range(1, 24)) and served[retry:] == list(range(1, 41))  # all again, from page 1
-    expected = [data.order(SEED, "FR", i) for i in range(990)]
-    assert list(read_jsonl(f"file://{target}")) == expected
+    pages = -(-orders // 25)
+    assert served[:retry] == list(range(1, 24)) and served[retry:] == list(range(1, pages + 1))  # all again
+    assert list(read_jsonl(f"file://{target}")) == [data.order(SEED, "FR", i) for i in range(orders)]
     if airflow_version() >= (3, 3):
-        assert "Resume: restarting from page 1: the totals changed from 40 pages / 1000 records" in result.output
+        restart = re.search(r"Resume: restarting from page 1: (.*)", result.output)
+        assert restart and why in restart.group(1), result.output[-4000:]
     assert [p.name for p in target.parent.iterdir() if p.name.startswith(".")] == []

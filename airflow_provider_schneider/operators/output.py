@@ -88,24 +88,43 @@ def _segment_value(value: Any) -> str:
     else:
         text = ""
     if not text or len(text) > MAX_SEGMENT_VALUE or "{{" in text:
-        canonical = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
-        return "h" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        return _hashed(value)
     return quote(text, safe="-_.~@+")
 
 
+def _hashed(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return "h" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _is_flat(value: Any) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(isinstance(v, (str, int, float, bool)) or v is None for v in value.values())
+    )
+
+
 def mapped_segments(arguments: Mapping[str, Any]) -> list[str]:
-    """``{"country": "FR"}`` -> ``["country=FR"]``; a mapping of scalars (``path_params={"country": "FR"}``)
-    contributes its own items; anything else one ``name=h<hash>`` segment. Sorted by name: stable."""
+    """``{"country": "FR"}`` -> ``["country=FR"]``; a mapping of plain values (``path_params={"country":
+    "FR"}``) contributes its own items, named ``path_params.country`` where the bare name would be ambiguous;
+    anything else one ``name=h<hash>`` segment. Values of secret-looking names (``apikey``, ``token``) are
+    always hashed. Sorted by name: stable."""
+    from airflow_provider_schneider.redaction import is_secret_name
+
+    seen = [str(k) for name, value in arguments.items() for k in (value if _is_flat(value) else [name])]
     pairs: dict[str, Any] = {}
     for name, value in arguments.items():
-        flat = isinstance(value, Mapping) and all(
-            isinstance(v, (str, int, float, bool)) or v is None for v in value.values()
-        )
-        if flat and value:
-            pairs.update({f"{name}.{k}" if f"{k}" in arguments else str(k): v for k, v in value.items()})
+        if _is_flat(value):
+            for key, item in value.items():
+                pairs[str(key) if seen.count(str(key)) == 1 else f"{name}.{key}"] = item
         else:
             pairs[str(name)] = value
-    return [f"{quote(name, safe='-_.')}={_segment_value(value)}" for name, value in sorted(pairs.items())]
+    segments = []
+    for name, value in sorted(pairs.items()):
+        shown = _hashed(value) if is_secret_name(name.rsplit(".", 1)[-1]) else _segment_value(value)
+        segments.append(f"{quote(name, safe='-_.')}={shown}")
+    return segments
 
 
 def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:

@@ -4,7 +4,8 @@ Kinds follow the JSON the API sent, never guessed from text (a ``"3599"`` stays 
 string: dates arrive in several shapes and a wrong guess would lose data). A field first seen on page 9 or
 null on page 1 simply joins the schema; an integer column that also holds floats becomes float; nested
 objects and lists stay nested (an order's ``items`` is a list of structs). Where the JSON types really
-conflict (a string here, an object there; a bool and a number), the column holds each value's JSON text
+conflict (a string here, an object there; a bool and a number), or an object has more than
+:data:`MAX_STRUCT_FIELDS` distinct keys (a map keyed by ids), the column holds each value's JSON text
 instead: nothing is lost or coerced, and ``json.loads`` gives the value back.
 """
 
@@ -14,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _INT64 = 1 << 63
+#: An object with more distinct keys than this over a pull is a map keyed by data (ids, dates), not a record
+#: shape: it becomes JSON text, so the schema (and memory) cannot grow with the data.
+MAX_STRUCT_FIELDS = 1_000
 
 
 @dataclass
@@ -37,6 +41,8 @@ def kind_of(value: Any) -> Kind:
     if isinstance(value, str):
         return Kind("string")
     if isinstance(value, dict):
+        if len(value) > MAX_STRUCT_FIELDS:
+            return Kind("json")
         return Kind("struct", fields={str(k): kind_of(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
         item = Kind()
@@ -63,7 +69,7 @@ def merge(a: Kind, b: Kind) -> Kind:
         fields = dict(a.fields)
         for name, kind in b.fields.items():
             fields[name] = merge(fields[name], kind) if name in fields else kind
-        return Kind("struct", fields=fields)
+        return Kind("struct", fields=fields) if len(fields) <= MAX_STRUCT_FIELDS else Kind("json")
     return a
 
 

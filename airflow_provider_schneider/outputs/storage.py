@@ -10,7 +10,10 @@ touching its file; an object-store upload is invisible until it completes).
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import io
+import json
 import logging
 import os
 import re
@@ -31,7 +34,9 @@ RESUME_INFIX = ".resume-"
 STALE_AFTER = 24 * 3600.0
 _LOCAL_PROTOCOLS = ("file", "local", "")
 _TAG = re.compile(
-    r"\.w-(?P<host>[A-Za-z0-9-]{1,40})-(?P<pid>\d+)-(?P<started>\d+)-[0-9a-f]{8}" + re.escape(PARTIAL_SUFFIX) + "$"
+    r"\.w-(?P<host>[A-Za-z0-9-]{1,40}-[0-9a-f]{8})-(?P<pid>\d+)-(?P<started>\d+)-[0-9a-f]{8}"
+    + re.escape(PARTIAL_SUFFIX)
+    + "$"
 )
 
 
@@ -55,8 +60,24 @@ def is_local(path: Any) -> bool:
     return getattr(path, "protocol", "") in _LOCAL_PROTOCOLS
 
 
+def _namespace_facts() -> str:
+    """What tells this host's processes apart from another's that shares the name: containers with one
+    hostname (host networking) have their own PID namespace, machines their own boot id."""
+    facts = []
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        with contextlib.suppress(OSError):
+            facts.append(os.readlink(path) if path.endswith("/pid") else open(path).read().strip())
+    return "|".join(facts)
+
+
+@functools.lru_cache(maxsize=1)
 def _host_label() -> str:
-    return re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40].strip("-") or "host"
+    """A readable prefix of the hostname plus a hash of the full name, boot id and PID namespace: two hosts
+    (or containers) never share a label, so a PID is only ever looked up where it lives."""
+    name = socket.gethostname()
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", name)[:24].strip("-") or "host"
+    digest = hashlib.sha256(f"{name}|{_namespace_facts()}".encode()).hexdigest()[:8]
+    return f"{readable}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -91,15 +112,22 @@ def _process_gone(pid: int) -> bool:
     return False
 
 
+_MTIME_KEYS = ("mtime", "LastModified", "last_modified", "updated", "created")
+
+
 def _modified_at(path: Any) -> float | None:
+    """When ``path`` was last written, or ``None`` when the store does not say. Local files: ``st_mtime``;
+    object stores: the backend's own key in ``fs.info`` (a prefix, i.e. a folder, has none: unknown, never
+    0, so it is never taken for ancient)."""
     with contextlib.suppress(Exception):
-        info = path.stat()
-        mtime = getattr(info, "st_mtime", None)
-        if mtime is None and isinstance(info, dict):  # fsspec info of an object store
-            mtime = info.get("mtime") or info.get("LastModified")
-        if mtime is not None and hasattr(mtime, "timestamp"):
-            return float(mtime.timestamp())
-        return float(mtime) if mtime is not None else None
+        if is_local(path):
+            return float(os.stat(path.path).st_mtime)
+        info = path.fs.info(path.path)
+        for key in _MTIME_KEYS:
+            value = info.get(key)
+            if value:
+                stamp = float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
+                return stamp if stamp > 0 else None
     return None
 
 
@@ -189,9 +217,9 @@ def commit_folder(staged: Any, target: Any, tag: WriterTag) -> None:
 
     Local filesystems: under a per-target lock, the old folder is renamed aside, the new one renamed in,
     the old one deleted; concurrent writers commit one after the other, the folder is always one writer's
-    whole set (between the two renames it is absent for an instant). Object stores: each part is copied
-    into place, then parts of an earlier, longer run are deleted; see docs/outputs.md for what that window
-    means there.
+    whole set (between the two renames it is absent for an instant). Object stores: under a commit lock
+    (:func:`_object_store_commit_lock`), each part is copied into place, then parts of an earlier, longer
+    set are deleted; a reader listing the folder during the commit can see both (docs/outputs.md).
     """
     if is_local(target):
         with _local_commit_lock(target):
@@ -208,12 +236,56 @@ def commit_folder(staged: Any, target: Any, tag: WriterTag) -> None:
             if had_old:
                 shutil.rmtree(aside.path, ignore_errors=True)
         return
-    names = set()
-    for part in sorted(staged.iterdir(), key=lambda p: p.name):
-        names.add(part.name)
-        part.rename(target / part.name)
-    with contextlib.suppress(FileNotFoundError):
-        for existing in target.iterdir():
-            if existing.name.startswith("part-") and existing.name not in names:
-                existing.unlink()
+    with _object_store_commit_lock(target, tag):
+        names = set()
+        for part in sorted(staged.iterdir(), key=lambda p: p.name):
+            names.add(part.name)
+            part.rename(target / part.name)
+        with contextlib.suppress(FileNotFoundError):
+            for existing in target.iterdir():
+                if existing.name.startswith("part-") and existing.name not in names:
+                    existing.unlink()
     remove_tree(staged)
+
+
+#: Object-store set commits: the lock is confirmed by reading it back after this many seconds ...
+COMMIT_LOCK_SETTLE = 0.5
+#: ... a lock older than this belongs to a writer that died mid-commit ...
+COMMIT_LOCK_STALE = 900.0
+#: ... and a writer waits at most this long for another's commit.
+COMMIT_LOCK_WAIT = 900.0
+
+
+def _read_lock(lock: Any) -> dict[str, Any] | None:
+    with contextlib.suppress(Exception):
+        value = json.loads(lock.read_text())
+        if isinstance(value, dict) and isinstance(value.get("at"), (int, float)):
+            return value
+    return None
+
+
+@contextlib.contextmanager
+def _object_store_commit_lock(target: Any, tag: WriterTag) -> Iterator[None]:
+    """One set commit at a time per target on an object store, which has no rename and no compare-and-set:
+    write a lock object naming this writer, wait :data:`COMMIT_LOCK_SETTLE`, read it back (S3 and GCS read
+    what was last written); the writer whose name is there commits, the others wait. Two writers that both
+    find no lock and write within the settle delay: the last write wins, the other sees it and waits."""
+    lock = target.parent / f".{target.name}.commit-lock"
+    me = tag.suffix
+    deadline = time.monotonic() + COMMIT_LOCK_WAIT
+    while True:
+        holder = _read_lock(lock)
+        if holder is None or time.time() - float(holder["at"]) > COMMIT_LOCK_STALE:
+            lock.write_text(json.dumps({"holder": me, "at": time.time()}))
+            time.sleep(COMMIT_LOCK_SETTLE)
+            if (_read_lock(lock) or {}).get("holder") == me:
+                break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"another writer has been committing {target} for over {COMMIT_LOCK_WAIT:.0f} s")
+        time.sleep(COMMIT_LOCK_SETTLE)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            if (_read_lock(lock) or {}).get("holder") == me:
+                lock.unlink()

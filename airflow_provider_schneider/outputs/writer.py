@@ -150,6 +150,7 @@ class RecordWriter:
         assert self._encoder is not None and self._counter is not None
         self._encoder.close()
         self._counter.close()
+        storage.sync_file(self._raw)  # local files: the bytes are on disk before the rename makes them the output
         self._raw.close()
         final = self.target / self._part_path.name if self.spec.split else self.target
         self.parts.append(Part(str(final), self._part_records, self._counter.bytes, self._counter.sha256.hexdigest()))
@@ -189,8 +190,13 @@ class RecordWriter:
 
     def _discard(self) -> None:
         with contextlib.suppress(Exception):
+            if self._encoder is not None:
+                self._encoder.close()  # release the format's writer (its footer goes nowhere that is kept)
+        with contextlib.suppress(Exception):
             if self._raw is not None:
-                self._raw.close()
+                # An object store's upload is aborted (not completed as a visible partial object) when it can be.
+                discard = getattr(self._raw, "discard", None)
+                (discard or self._raw.close)()
         with contextlib.suppress(Exception):
             storage.remove_tree(self._staging)
 
