@@ -121,7 +121,7 @@ def main() -> None:
     print(f"\nHostile gateway, {time.strftime('%Y-%m-%d')}, one call per case (child process), "
           f"kill after {args.kill_after:g} s; connection: attempt_timeout 3 s, timeout 10 s, 2 attempts\n")  # fmt: skip
     print("| case | " + " | ".join(f"{lab}: time | peak RSS | outcome" for lab in labels) + " |")
-    print("|---|" + "---|" * len(labels))
+    print("|---|" + "---|---|---|" * len(labels))  # three columns per checkout
     for name, results in rows:
         print(f"| {name} | " + " | ".join(results.get(lab, "") for lab in labels) + " |")
 
