@@ -15,7 +15,7 @@ LINT ?= lint
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: setup demo test test-lowest test-matrix lint bench dist clean e2e-cluster
+.PHONY: setup setup-lowest setup-cluster demo test test-lowest test-matrix lint bench dist clean e2e-cluster
 
 setup: $(STAMP)
 
@@ -44,6 +44,9 @@ test-lowest:
 		PINS="$(LOWEST_PINS)" \
 		PYTEST_ARGS='-m "not e2e and not ui and not latest_only"'
 
+setup-lowest:
+	$(MAKE) setup VENV=.venv-lowest AIRFLOW_VERSION=$(LOWEST_AIRFLOW_VERSION) PINS="$(LOWEST_PINS)"
+
 test-matrix: test test-lowest
 
 # The cluster end-to-end run (docs/cluster.md#running-on-a-cluster): CeleryExecutor on PostgreSQL and Redis
@@ -58,6 +61,8 @@ $(CLUSTER_STAMP): pyproject.toml
 	$(CLUSTER_VENV)/bin/python -m pip install -q --disable-pip-version-check -e . --group cluster \
 		'apache-airflow==$(AIRFLOW_VERSION)'
 	rm -f $(CLUSTER_VENV)/.installed-* && touch $@
+
+setup-cluster: $(CLUSTER_STAMP)
 
 e2e-cluster: $(CLUSTER_STAMP)
 	$(CLUSTER_VENV)/bin/python scripts/e2e_cluster.py $(CLUSTER_ARGS)

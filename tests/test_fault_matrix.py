@@ -164,6 +164,7 @@ def arrange(case: Case, emulator, schneider_conn, tmp_path: Path) -> Path:
     return out_dir
 
 
+@pytest.mark.latest_only  # the hook's transport and retries: version-agnostic; the DAG cases run on every version
 @pytest.mark.parametrize("case", IN_PROCESS, ids=lambda c: c.id)
 def test_fault(case: Case, emulator, schneider_conn, tmp_path, caplog):
     out_dir = arrange(case, emulator, schneider_conn, tmp_path)

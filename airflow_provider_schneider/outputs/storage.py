@@ -64,9 +64,10 @@ def _namespace_facts() -> str:
     """What tells this host's processes apart from another's that shares the name: containers with one
     hostname (host networking) have their own PID namespace, machines their own boot id."""
     facts = []
-    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
-        with contextlib.suppress(OSError):
-            facts.append(os.readlink(path) if path.endswith("/pid") else open(path).read().strip())
+    with contextlib.suppress(OSError), open("/proc/sys/kernel/random/boot_id") as boot:
+        facts.append(boot.read().strip())
+    with contextlib.suppress(OSError):
+        facts.append(os.readlink("/proc/self/ns/pid"))
     return "|".join(facts)
 
 

@@ -21,6 +21,9 @@ import pytest
 from airflow_provider_schneider.emulator import EmulatorConfig, EmulatorServer, data
 from airflow_provider_schneider.emulator.client import EmulatorClient, EmulatorError, EmulatorProcess, Reply
 
+#: The emulator alone, no Airflow involved: the lowest-version run skips it.
+pytestmark = pytest.mark.latest_only
+
 TODAY = dt.date(2025, 6, 30)
 ORDERS = "/v1/supply-chain/partner-order-status/orders"
 LEGACY_ORDERS = "/v1/supply-chain/order-status/orders"

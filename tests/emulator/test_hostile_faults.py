@@ -15,6 +15,9 @@ import pytest
 from airflow_provider_schneider.emulator import EmulatorConfig, EmulatorServer
 from airflow_provider_schneider.emulator.client import EmulatorClient, EmulatorError
 
+#: The emulator alone, no Airflow involved: the lowest-version run skips it.
+pytestmark = pytest.mark.latest_only
+
 ORDERS = "/v1/supply-chain/partner-order-status/orders/FR"
 STOCK = "/productstocklevelchecker/1.1/products/LC1D09%2FBD"
 KEYED = f"{ORDERS}?apikey=demo-api-key&page-size=1"

@@ -20,6 +20,9 @@ from airflow_provider_schneider.emulator.client import (
     _option_args,
 )
 
+#: The emulator alone, no Airflow involved: the lowest-version run skips it.
+pytestmark = pytest.mark.latest_only
+
 ORDERS = "/v1/supply-chain/partner-order-status/orders/FR"
 CATALOG = "/v2/reference-data/product/product-catalog/products"
 CREDENTIALS = {"grant_type": "client_credentials", "client_id": "demo-client", "client_secret": "demo-secret"}
