@@ -194,12 +194,13 @@ class RecordWriter:
                 self._encoder.close()  # release the format's writer (its footer goes nowhere that is kept)
         with contextlib.suppress(Exception):
             if self._raw is not None:
-                discard = None if storage.is_local(self.target) else getattr(self._raw, "discard", None)
+                inner = getattr(self._raw, "_obj", self._raw)  # ObjectStoragePath wraps files to track lineage
+                discard = None if storage.is_local(self.target) else getattr(inner, "discard", None)
                 if discard is None:
                     self._raw.close()
                 else:  # an object store's upload is aborted, not completed as a visible partial object
                     discard()
-                    self._raw.closed = True  # nothing left to flush: its finaliser must not try
+                    inner.closed = True  # nothing left to flush: its finaliser must not try
         with contextlib.suppress(Exception):
             storage.remove_tree(self._staging)
 
