@@ -6,6 +6,7 @@ JSON Lines; readers for every format downstream tasks and tests need.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -51,11 +52,17 @@ def part_uris(manifest: Mapping[str, Any]) -> list[str]:
     return [str(p["uri"]) for p in parts] if parts else [str(manifest["uri"])]
 
 
-def read_jsonl(uri: str, storage_conn_id: str | None = None) -> Iterator[Any]:
-    """Iterate the records of a JSON Lines file (``.gz`` too) written by this provider."""
+@contextlib.contextmanager
+def _decoded(uri: str, storage_conn_id: str | None) -> Iterator[Any]:
+    """The bytes of a file written by this provider, gunzipped when its name ends in ``.gz``."""
     path = to_storage_path(uri, storage_conn_id)
     with path.open("rb") as raw:
-        stream = gzip.GzipFile(fileobj=raw) if str(path).endswith(".gz") else raw
+        yield gzip.GzipFile(fileobj=raw) if str(path).endswith(".gz") else raw
+
+
+def read_jsonl(uri: str, storage_conn_id: str | None = None) -> Iterator[Any]:
+    """Iterate the records of a JSON Lines file (``.gz`` too) written by this provider."""
+    with _decoded(uri, storage_conn_id) as stream:
         for line in stream:
             if line.strip():
                 yield json.loads(line)
@@ -63,7 +70,5 @@ def read_jsonl(uri: str, storage_conn_id: str | None = None) -> Iterator[Any]:
 
 def read_csv(uri: str, storage_conn_id: str | None = None) -> Iterator[dict[str, str]]:
     """Iterate the rows of a CSV file (``.gz`` too) as dicts of strings, the way ``csv.DictReader`` reads."""
-    path = to_storage_path(uri, storage_conn_id)
-    with path.open("rb") as raw:
-        binary = gzip.GzipFile(fileobj=raw) if str(path).endswith(".gz") else raw
+    with _decoded(uri, storage_conn_id) as binary:
         yield from csv.DictReader(io.TextIOWrapper(binary, encoding="utf-8", newline=""))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
-from airflow_provider_schneider.outputs.formats import check_output_options, extension
+from airflow_provider_schneider.outputs.formats import check_output_options
 
 if TYPE_CHECKING:
     from airflow_provider_schneider.outputs.writer import OutputSpec
@@ -130,15 +130,24 @@ def mapped_segments(arguments: Mapping[str, Any]) -> list[str]:
 def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
     """Where and how ``task`` (a Schneider operator) writes in this ``execute``: its ``output_path`` (a
     folder when it ends in ``/``), else the default location; ``key`` names the interval."""
+    import dataclasses
+
     from airflow_provider_schneider.outputs.writer import OutputSpec
 
+    how = OutputSpec(
+        "",
+        task.output_format,
+        task.compression,
+        task.max_records_per_file,
+        task.max_bytes_per_file,
+        task.storage_conn_id,
+    )
     map_index = map_index_of(context)
     segments: list[str] = []
     if map_index >= 0:
         arguments = mapped_arguments(context, task)
         segments = mapped_segments(arguments) if arguments else [f"map_{map_index}"]
-    split = task.max_records_per_file is not None or task.max_bytes_per_file is not None
-    name = "/".join([key, *segments]) + ("" if split else extension(task.output_format, task.compression))
+    name = "/".join([key, *segments]) + ("" if how.split else how.extension)
     if task.output_path:
         uri = str(task.output_path)
         if uri.endswith("/"):
@@ -153,14 +162,7 @@ def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
     else:
         base = str(task.output_base or default_output_base()).rstrip("/")
         uri = f"{base}/{task.dag_id}/{task.task_id}/{name}"
-    return OutputSpec(
-        uri,
-        task.output_format,
-        task.compression,
-        task.max_records_per_file,
-        task.max_bytes_per_file,
-        task.storage_conn_id,
-    )
+    return dataclasses.replace(how, uri=uri)
 
 
 def collect_for_xcom(records: Iterator[Any], task_id: str, max_records: int, max_bytes: int) -> list[Any]:

@@ -152,8 +152,7 @@ def stale_temporaries(target: Any, own: WriterTag | None = None) -> Iterator[Any
                 yield candidate
     with contextlib.suppress(Exception):
         for chunk in target.parent.glob(f".{target.name}{RESUME_INFIX}*.jsonl.gz"):
-            modified = _modified_at(chunk)
-            if modified is not None and time.time() - modified > STALE_AFTER:
+            if is_provably_stale(chunk):  # no writer tag in a chunk's name: the age rule decides
                 yield chunk
 
 

@@ -182,10 +182,10 @@ class RecordWriter:
         if self.spec.output_format == "csv":
             names = list(schema.columns)
             return lambda stream: CsvEncoder(stream, compression, names)
-        from airflow_provider_schneider.outputs.parquet import ParquetEncoder
+        from airflow_provider_schneider.outputs.parquet import ROW_GROUP_RECORDS, ParquetEncoder
 
         kinds = schema.final()
-        rows_per_group = min(self.spec.max_records_per_file or 1 << 62, 50_000)
+        rows_per_group = min(self.spec.max_records_per_file or ROW_GROUP_RECORDS, ROW_GROUP_RECORDS)
         return lambda stream: ParquetEncoder(stream, compression, kinds, row_group_records=rows_per_group)
 
     def _discard(self) -> None:
