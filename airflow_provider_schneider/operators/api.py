@@ -189,6 +189,6 @@ class SchneiderApiOperator(SchneiderBaseOperator):
         return {
             "resource": self.resource,
             "endpoint": plan.path,
-            "path_params": dict(plan.path_params),
+            "path_params": safe_params(dict(plan.path_params)),
             "query": safe_params(dict(plan.query)),
         }
