@@ -52,6 +52,14 @@ class Token:
     access_token: str = field(repr=False)
     expires_at: float
     lifetime: float
+    #: ``token_id`` of the token rejected with HTTP 401 that this one was requested to replace (``None`` for a
+    #: routine renewal): another process that saw the same token rejected may take this one as its replacement.
+    replaces: str | None = None
+
+    @property
+    def issued_at(self) -> float:
+        """When the token request left (epoch seconds, by the clock of the host that asked)."""
+        return self.expires_at - self.lifetime
 
     def is_fresh(self, leeway: float, now: float | None = None, *, spread: float = 0.0) -> bool:
         """True while the token may start a request: ``now < expires_at - leeway`` (leeway capped at a share
@@ -60,7 +68,14 @@ class Token:
         return now < self.expires_at - min(leeway, self.lifetime * MAX_LEEWAY_SHARE) * (1.0 + spread)
 
     def to_json(self) -> dict[str, Any]:
-        return {"access_token": self.access_token, "expires_at": self.expires_at, "lifetime": self.lifetime}
+        data: dict[str, Any] = {
+            "access_token": self.access_token,
+            "expires_at": self.expires_at,
+            "lifetime": self.lifetime,
+        }
+        if self.replaces is not None:
+            data["replaces"] = self.replaces
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> Token | None:
@@ -70,11 +85,19 @@ class Token:
                 access_token=str(data["access_token"]),
                 expires_at=float(data["expires_at"]),
                 lifetime=float(data["lifetime"]),
+                replaces=_replaces(data.get("replaces")),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
         plausible = math.isfinite(token.expires_at) and math.isfinite(token.lifetime) and token.lifetime > 0
         return token if token.access_token and plausible else None
+
+
+def _replaces(raw: object) -> str | None:
+    """A cached ``replaces`` if it is a token id (short lower-case hex), else ``None``."""
+    if isinstance(raw, str) and 0 < len(raw) <= 64 and all(c in "0123456789abcdef" for c in raw):
+        return raw
+    return None
 
 
 def _warn_token_type(token_type: object, where: str) -> None:

@@ -9,8 +9,10 @@ login, which would replace our header or leak that login to the gateway.
 from __future__ import annotations
 
 import base64
+import inspect
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -56,6 +58,13 @@ class ClientSecretPost(requests.auth.AuthBase):
         return r
 
 
+def _takes(fn: Callable[..., object], name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a callable without a signature takes no keywords we know of
+        return False
+
+
 class ApiKeyAuth(requests.auth.AuthBase):
     """The long-lived key as ``apikey`` query parameter; a 401 is never replayed (the key will not change)."""
 
@@ -76,16 +85,24 @@ class ApiKeyAuth(requests.auth.AuthBase):
 
 class BearerTokenAuth(requests.auth.AuthBase):
     """``Authorization: Bearer <token>`` with the token that is current *now* (each attempt asks again, so a
-    retry never replays a stale header). After a 401 the token used is invalidated and the call replayed
-    once; a 401 that says the gateway wants an API key is not replayed."""
+    retry never replays a stale header).
 
-    def __init__(self, get_token: Callable[[], Token], invalidate: Callable[[Token], None]):
+    After a 401 the token used is invalidated and the call replayed once, with a token issued after that
+    rejection (``get_token(replacing=rejected)``), never another one a cache tier still holds. No replay
+    when the gateway wants an API key, or when ``get_token`` cannot renew (a fixed token)."""
+
+    def __init__(self, get_token: Callable[..., Token], invalidate: Callable[[Token], float | None]):
         self._get_token = get_token
         self._invalidate = invalidate
-        self._used = threading.local()  # the token this thread's last request carried
+        self._renews = _takes(get_token, "replacing")
+        #: Per thread: ``token`` (the last request's), ``rejected`` + ``since`` (the last 401's token and when
+        #: it was first seen rejected), ``replacing`` (set until the replay has its replacement).
+        self._used = threading.local()
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        token = self._get_token()
+        replacing = getattr(self._used, "replacing", None)
+        token = self._get_token(replacing=replacing) if replacing is not None else self._get_token()
+        self._used.replacing = None  # after success only: a retried replay still asks for the replacement
         # Tokens read from a shared cache were issued in another process: tell the maskers about them too.
         register_secret(token.access_token)
         self._used.token = token
@@ -93,14 +110,34 @@ class BearerTokenAuth(requests.auth.AuthBase):
         return r
 
     def replay_after_401(self, fields: ErrorFields) -> bool:
-        if fields.api_key_rejected:
+        used = self._used
+        used.rejected = used.since = None
+        token = getattr(used, "token", None)
+        if fields.api_key_rejected or token is None:
             return False
-        token = getattr(self._used, "token", None)
-        if token is not None:
-            self._invalidate(token)
-        return True
+        seen = time.time()
+        since = self._invalidate(token)
+        used.rejected, used.since = token, seen if since is None else min(seen, since)
+        if self._renews:
+            used.replacing = token
+        return self._renews
 
     def rejection(self, fields: ErrorFields, replayed: bool) -> str:
         if fields.api_key_rejected:
             return f"the gateway asks for an API key ({fields.code}); set the connection's 'api_key'"
-        return "a freshly issued token was rejected" if replayed else "the token was rejected"
+        if not replayed:
+            return "the token was rejected"
+        if self._replaced():
+            return "a freshly issued token was rejected"
+        return "the token was rejected, and so was the replay, whose token was not issued after that rejection"
+
+    def _replaced(self) -> bool:
+        """Whether the replay carried a replacement: issued after the first 401, or requested to replace it."""
+        # Imported here: token_sealing imports auth, which imports this module.
+        from airflow_provider_schneider.token_sealing import token_id
+
+        used = self._used
+        token, rejected, since = (getattr(used, name, None) for name in ("token", "rejected", "since"))
+        if token is None or rejected is None or since is None:
+            return False
+        return bool(token.issued_at >= since or token.replaces == token_id(rejected))

@@ -10,11 +10,18 @@ at once cause one request. Only the lock holder reads the Variable (the cluster 
 before a refresh), which keeps Variable traffic to one read per host and token lifetime. Across hosts, the
 lock holders that still find no fresh token take a lease in the cluster tier (:mod:`token_lease`): one of
 them renews, the others wait (bounded) for its token, so a whole cluster makes one request per renewal.
+That slow path (host lock wait, Variable reads, lease, waits) has one deadline, ``token_wait_timeout``:
+once it is spent no cluster-tier call starts, and the token comes from the endpoint.
+
+After a 401, ``get_token(replacing=rejected)`` hands out only a token requested after this process first
+saw the rejection, or one another process requested to replace that token (``Token.replaces``); an older
+token a tier still holds (maybe revoked with it) is skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -28,7 +35,7 @@ from airflow_provider_schneider import metrics
 from airflow_provider_schneider.auth import Token
 from airflow_provider_schneider.settings import SchneiderSettings
 from airflow_provider_schneider.token_lease import MAX_WAIT as LEASE_MAX_WAIT
-from airflow_provider_schneider.token_lease import ClusterLease, lease_enabled, settle_delay
+from airflow_provider_schneider.token_lease import Budget, ClusterLease, lease_enabled, settle_delay
 from airflow_provider_schneider.token_tiers import (
     _MEMORY,
     MAX_ENTRY_BYTES,
@@ -71,9 +78,10 @@ _REJECTED_KEEP = 32
 
 _GUARD = threading.Lock()
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
-#: Per cache key, ids of tokens the gateway answered 401 to: never handed out again by this process, even
-#: if a shared tier still (or again) holds them, unless the token endpoint issues them anew.
-_REJECTED: dict[str, dict[str, None]] = {}
+#: Per cache key, ids of tokens the gateway answered 401 to (-> when this process first saw that): never
+#: handed out again by this process, even if a shared tier still (or again) holds them, unless the token
+#: endpoint issues them anew.
+_REJECTED: dict[str, dict[str, float]] = {}
 
 
 def _process_lock(digest: str) -> threading.Lock:
@@ -91,18 +99,39 @@ def _reset_locks_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Replacement:
+    """What may stand in for a token rejected with HTTP 401 (id ``rejected``, first seen at ``since``)."""
+
+    rejected: str
+    since: float
+
+    def accepts(self, token: Token) -> bool:
+        return token.replaces == self.rejected or token.issued_at >= self.since
+
+
 class TokenManager:
     """Hands out a usable token from the cheapest tier that has one; refreshes one at a time.
 
     ``last_source`` says where the current token came from (``memory``, ``file``, ``variable`` or
-    ``endpoint``); ``token_requests`` counts this manager's calls to the token endpoint.
+    ``endpoint``); ``token_requests`` counts this manager's calls to the token endpoint. ``clock``,
+    ``sleep`` and ``monotonic`` are where time decides (tests inject a fake clock).
     """
 
-    def __init__(self, settings: SchneiderSettings, fetch: Callable[[], Token]):
+    def __init__(
+        self,
+        settings: SchneiderSettings,
+        fetch: Callable[[], Token],
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
         if not settings.client_secret:
             raise ValueError("TokenManager needs a client secret (API-key connections have no token)")
         self.settings = settings
         self._fetch = fetch
+        self._clock, self._sleep, self._monotonic = clock, sleep, monotonic
         self.key = CacheKey.for_settings(settings)
         with _GUARD:
             self._rejected = _REJECTED.setdefault(self.key.digest, {})
@@ -131,42 +160,54 @@ class TokenManager:
         """Looked up on use, so a forked child gets a fresh lock, never one a parent thread was holding."""
         return _process_lock(self.key.digest)
 
-    def usable(self, token: Token | None, now: float | None = None) -> bool:
-        """Fresh for at least the (capped) leeway, plausible under this host's clock, and not rejected."""
+    def usable(self, token: Token | None, now: float | None = None, wanted: _Replacement | None = None) -> bool:
+        """Fresh for at least the (capped) leeway, plausible under this host's clock, not rejected, and (after
+        a 401) a replacement of the rejected token."""
         if token is None:
             return False
-        now = time.time() if now is None else now
+        now = self._clock() if now is None else now
         if not math.isfinite(token.expires_at) or token.expires_at - now > token.lifetime + CLOCK_SLACK:
             return False
         fresh = token.is_fresh(self.settings.token_leeway, now, spread=self._refresh_spread)
-        return fresh and token_id(token) not in self._rejected
+        return fresh and token_id(token) not in self._rejected and (wanted is None or wanted.accepts(token))
 
-    def get_token(self) -> Token:
-        """A token valid for at least the leeway; at most one refresh per host at a time."""
+    def get_token(self, *, replacing: Token | None = None) -> Token:
+        """A token valid for at least the leeway; at most one refresh per host at a time.
+
+        ``replacing``: a token the API answered 401 to (after :meth:`invalidate`). Only its replacement is
+        then handed out, never an older token a tier still holds (it may have been revoked with it).
+        """
+        wanted = self._replacement(replacing)
         current = self._current
-        if self.usable(current):
+        if self.usable(current, wanted=wanted):
             return current  # type: ignore[return-value]
         with self._lock:
-            if self.usable(self._current):  # another thread of this manager got one while we waited
+            if self.usable(self._current, wanted=wanted):  # another thread of this manager got one while we waited
                 return self._current  # type: ignore[return-value]
+            budget = Budget(self.settings.token_wait_timeout, self._monotonic)
             notes: list[str] = []
-            token = self._probe(self.memory, notes) or self._probe(self.file, [])
+            token = self._probe(self.memory, notes, wanted) or self._probe(self.file, [], wanted)
             if token is None:
-                with self._host_lock():
+                with self._host_lock(budget.left()):
                     # Re-check after the lock: a peer may have refreshed while we waited. Only the lock holder
                     # reads the cluster tier, right before it would otherwise ask the endpoint.
-                    token = self._probe(self.file, notes) or self._probe(self.variable, notes)
+                    token = self._probe(self.file, notes, wanted) or self._probe(self.variable, notes, wanted, budget)
                     if token is None:
-                        token = self._coordinated_refresh(notes)
+                        token = self._coordinated_refresh(notes, budget, wanted)
             self._current = token
             return token
 
-    def invalidate(self, token: Token) -> None:
-        """Forget ``token`` (after a 401) in every tier that still holds exactly this token."""
+    def invalidate(self, token: Token) -> float:
+        """Forget ``token`` (after a 401) in every tier that still holds exactly this token.
+
+        Returns when this process first saw it rejected: ``get_token(replacing=token)`` hands out only a
+        token requested after that (or requested by another process to replace it).
+        """
+        seen = self._clock()  # before the locks: a peer's refresh while we wait for them counts as newer
         with self._lock:
             with _GUARD:
                 first_report = token_id(token) not in self._rejected
-                self._rejected[token_id(token)] = None
+                since = self._rejected.setdefault(token_id(token), seen)
                 while len(self._rejected) > _REJECTED_KEEP:
                     del self._rejected[next(iter(self._rejected))]
             self._rejected_since_refresh |= first_report
@@ -177,23 +218,43 @@ class TokenManager:
                     if tier is not None:
                         tier.discard(token)
                         self._discarded_from.add(tier.name)
+        return since
 
     # -- internals ----------------------------------------------------------------------------------------
 
-    def _host_lock(self) -> contextlib.AbstractContextManager[object]:
+    def _replacement(self, replacing: Token | None) -> _Replacement | None:
+        if replacing is None:
+            return None
+        rejected = token_id(replacing)
+        with _GUARD:
+            since = self._rejected.get(rejected)
+        return _Replacement(rejected, self._clock() if since is None else since)
+
+    def _host_lock(self, timeout: float | None = None) -> contextlib.AbstractContextManager[object]:
         if self.file is None:
             return contextlib.nullcontext()
-        return self.file.locked(self.settings.token_wait_timeout)
+        return self.file.locked(self.settings.token_wait_timeout if timeout is None else timeout)
 
-    def _probe(self, tier: CacheTier | None, notes: list[str]) -> Token | None:
-        """The tier's token if usable (promoted into the cheaper tiers), else ``None`` with a note why."""
+    def _probe(
+        self,
+        tier: CacheTier | None,
+        notes: list[str],
+        wanted: _Replacement | None = None,
+        budget: Budget | None = None,
+    ) -> Token | None:
+        """The tier's token if usable (promoted into the cheaper tiers), else ``None`` with a note why.
+
+        The cluster tier is not read once ``budget`` is spent."""
         if tier is None:
             return None
         if isinstance(tier, VariableTier) and tier.status() is not None:
             notes.append(f"variable ({tier.status()})")
             return None
+        if isinstance(tier, VariableTier) and budget is not None and budget.spent:
+            notes.append("variable (not read: token_wait_timeout spent)")
+            return None
         token, name = tier.read(), tier.name
-        if token is not None and self.usable(token):
+        if token is not None and self.usable(token, wanted=wanted):
             for cheaper in (self.memory, self.file):
                 if cheaper is tier:
                     break
@@ -215,6 +276,8 @@ class TokenManager:
             notes.append(f"{tier.name} ({why})")
         elif token_id(token) in self._rejected:
             notes.append(f"{tier.name} (rejected by the API)")
+        elif self.usable(token):
+            notes.append(f"{tier.name} (older than the HTTP 401)")
         else:
             notes.append(f"{tier.name} (expiring)")
         return None
@@ -225,73 +288,94 @@ class TokenManager:
         self._announced = True
         log.log(level, "%s; valid until %s UTC", message, time.strftime("%H:%M:%S", time.gmtime(token.expires_at)))
 
-    def _coordinated_refresh(self, notes: list[str]) -> Token:
+    def _coordinated_refresh(self, notes: list[str], budget: Budget, wanted: _Replacement | None) -> Token:
         """Renew once for the whole cluster: the lease winner asks the endpoint, losers wait for its token.
 
         Off (a plain refresh) without a usable cluster tier or with the lease turned off; a failing or
-        timed-out coordination also ends in a plain refresh, so a task is never blocked beyond the wait.
+        timed-out coordination also ends in a plain refresh, so a task is never blocked beyond ``budget``.
         """
         variable = self.variable
         if variable is None or variable.status() is not None or not self._cluster_lease:
             off = variable is not None and variable.status() is None
-            return self._refresh(notes, "cluster lease off" if off else None)
+            return self._refresh(notes, "cluster lease off" if off else None, wanted=wanted, budget=budget)
         lease = ClusterLease(
             variable.lease_store(),
             settle=settle_delay(self.settings),
             wait=min(self.settings.token_wait_timeout, self._lease_wait),
+            clock=self._clock,
+            sleep=self._sleep,
+            monotonic=self._monotonic,
+            budget=budget,
         )
         outcome = lease.acquire()
         if outcome == "won":
             try:
                 # A previous holder may have published its token between our probe and our lease.
-                return self._probe(self.variable, []) or self._refresh(notes, lease.note)
+                token = self._probe(variable, [], wanted, budget)
+                return token or self._refresh(notes, lease.note, wanted=wanted, budget=budget)
             finally:
                 lease.release()
         if outcome == "lost":
-            token = self._await_cluster_token(lease)
+            token = self._await_cluster_token(lease, budget, wanted)
             if token is not None:
                 return token
-            return self._refresh(notes, f"{lease.note}, no token from it within {lease.wait:.0f}s")
-        return self._refresh(notes, lease.note)
+            return self._refresh(notes, f"{lease.note}, no token from it in time", wanted=wanted, budget=budget)
+        return self._refresh(notes, lease.note, wanted=wanted, budget=budget)
 
-    def _await_cluster_token(self, lease: ClusterLease) -> Token | None:
+    def _await_cluster_token(self, lease: ClusterLease, budget: Budget, wanted: _Replacement | None) -> Token | None:
         """Poll the cluster tier for the lease holder's token until it comes, the lease ends, or time is up."""
-        assert self.variable is not None
-        started = time.monotonic()
-        deadline = started + max(0.0, min(lease.until - time.time(), lease.wait)) + lease.settle
+        variable = self.variable
+        assert variable is not None
+        started = self._monotonic()
+        wait = max(0.0, min(lease.until - self._clock(), lease.wait)) + lease.settle
+        deadline = min(started + wait, budget.deadline)
         delay = 0.05
-        while time.monotonic() < deadline:
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        while self._monotonic() < deadline:
+            self._sleep(min(delay, max(0.0, deadline - self._monotonic())))
             delay = min(delay * 2, 0.5)
-            token = self._probe(self.variable, [])
-            if token is None and self.variable.status() is None and not lease.still_held_by_other():
-                token = self._probe(self.variable, [])  # the holder finished or gave up: one last look
-            elif token is None and self.variable.status() is None:
-                continue
+            token = self._probe(variable, [], wanted, budget)
+            if token is None and variable.status() is None:
+                if budget.spent:
+                    break
+                if lease.still_held_by_other():
+                    continue
+                token = self._probe(variable, [], wanted, budget)  # the holder finished or gave up: one last look
             if token is not None:
                 log.info(
                     "Waited %.1fs for another host's Schneider token renewal (cluster lease): no request from here",
-                    time.monotonic() - started,
+                    self._monotonic() - started,
                 )
             return token
         log.warning(
             "Waited %.1fs for another host's Schneider token renewal (connection '%s'); renewing here",
-            time.monotonic() - started,
+            self._monotonic() - started,
             self.settings.conn_id,
         )
         return None
 
-    def _refresh(self, notes: list[str], coordination: str | None = None) -> Token:
+    def _refresh(
+        self,
+        notes: list[str],
+        coordination: str | None = None,
+        *,
+        wanted: _Replacement | None = None,
+        budget: Budget | None = None,
+    ) -> Token:
         token = self._fetch()
+        if wanted is not None:  # tells the other processes this token came after that 401
+            token = dataclasses.replace(token, replaces=wanted.rejected)
         self.token_requests += 1
         metrics.incr("token.requests")
         self._discarded_from.clear()
         self._announced = True
         with _GUARD:  # the endpoint is authoritative: a re-issued token is good again
             self._rejected.pop(token_id(token), None)
-        for tier in (self.memory, self.file, self.variable):
+        late = budget is not None and budget.spent  # no cluster-tier call starts after the deadline
+        for tier in (self.memory, self.file, None if late else self.variable):
             if tier is not None:
                 tier.write(token)
+        if late and self.variable is not None and self.variable.status() is None:
+            coordination = ", ".join(filter(None, (coordination, "not published: token_wait_timeout spent")))
         self.last_source = "endpoint"
         if self._rejected_since_refresh:
             notes.insert(0, "previous token rejected with HTTP 401")

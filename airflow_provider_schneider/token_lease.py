@@ -15,6 +15,11 @@ token request, never a wrong token, because a token is only ever taken from a ti
 the client secret and a freshness check. Any failing call ends the coordination (the caller then renews
 plainly); a loser waits at most ``wait`` seconds, then renews itself.
 
+A lease reaching further than any contender writes one (``until`` beyond now + :data:`MAX_WAIT` +
+:data:`LEASE_CLOCK_SLACK`, e.g. ``1e12``) is forged or broken: it is no lease, and gets overwritten. One
+:class:`Budget` (``token_wait_timeout``) bounds the whole renewal path, lease included: a step starts only
+while time is left, so the path ends within the budget plus at most one Variable call already in flight.
+
 Whether the lease is taken and its settle delay are the connection fields ``token_cluster_lease`` and
 ``token_cluster_settle``; an empty field falls back to :data:`LEASE_ENV` / :data:`SETTLE_ENV`, then to the
 provider's default (on, 0.5 s). :mod:`settings` resolves and validates that once; this module only reads it.
@@ -23,6 +28,7 @@ provider's default (on, 0.5 s). :mod:`settings` resolves and validates that once
 from __future__ import annotations
 
 import json
+import logging
 import math
 import secrets
 import time
@@ -35,12 +41,35 @@ from airflow_provider_schneider.connection_fields import TOKEN_CLUSTER_LEASE_ENV
 if TYPE_CHECKING:
     from airflow_provider_schneider.settings import SchneiderSettings
 
+log = logging.getLogger(__name__)
+
 #: The environment variables that stand in for an empty ``token_cluster_lease`` / ``token_cluster_settle``
 #: (read by :func:`~airflow_provider_schneider.settings.settings_from_connection`; the connection's field wins).
 LEASE_ENV = TOKEN_CLUSTER_LEASE_ENV
 SETTLE_ENV = TOKEN_CLUSTER_SETTLE_ENV
 #: Longest a loser waits for the winner's token (also the lease's lifetime), whatever ``token_wait_timeout``.
 MAX_WAIT = 30.0
+#: Clock skew between hosts a lease's ``until`` may carry beyond :data:`MAX_WAIT`; further, it is no lease.
+LEASE_CLOCK_SLACK = 10.0
+
+
+class Budget:
+    """One deadline for the slow path of a token renewal (host lock, cluster reads, lease, waits).
+
+    Each step checks :meth:`left` before it starts and shrinks its waits to it. A Variable call in flight
+    cannot be interrupted (Task SDK comms), so the path ends within the budget plus at most one call.
+    """
+
+    def __init__(self, seconds: float, monotonic: Callable[[], float] = time.monotonic):
+        self._monotonic = monotonic
+        self.deadline = monotonic() + max(0.0, seconds)
+
+    def left(self) -> float:
+        return max(0.0, self.deadline - self._monotonic())
+
+    @property
+    def spent(self) -> bool:
+        return self.left() <= 0.0
 
 
 def lease_enabled(settings: SchneiderSettings) -> bool:
@@ -73,6 +102,14 @@ class LeaseRecord:
     def dump(self) -> str:
         return json.dumps({"holder": self.holder, "until": round(self.until, 3)})
 
+    def plausible(self, now: float) -> bool:
+        """Whether a contender can have written it: no lease reaches further than its duration (at most
+        :data:`MAX_WAIT`) plus clock skew. Beyond that it is forged or broken, and no lease at all."""
+        return self.until <= now + MAX_WAIT + LEASE_CLOCK_SLACK
+
+    def live(self, now: float) -> bool:
+        return now < self.until and self.plausible(now)
+
 
 class LeaseStore(Protocol):
     """What the lease needs from the cluster tier: read, write, delete one value; ``ok`` false after a failure."""
@@ -91,7 +128,7 @@ class ClusterLease:
     """One renewal attempt's lease. ``acquire()`` says ``won``, ``lost`` or ``failed``; a winner ``release()``s.
 
     ``until`` (epoch seconds) is how long a loser should wait for the holder's token, never more than
-    ``wait`` from now.
+    ``wait`` from now. With a ``budget``, no step starts once it is spent (the outcome is then ``failed``).
     """
 
     def __init__(
@@ -103,11 +140,13 @@ class ClusterLease:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        budget: Budget | None = None,
     ):
         self.store = store
         self.settle = settle
         self.wait = max(0.0, min(wait, MAX_WAIT))
         self._clock, self._sleep, self._monotonic = clock, sleep, monotonic
+        self.budget = budget
         self.holder = secrets.token_hex(8)
         self.until = 0.0
         #: What happened, for the token-request log line.
@@ -116,44 +155,75 @@ class ClusterLease:
     def _read(self) -> LeaseRecord | None:
         return LeaseRecord.parse(self.store.get())
 
+    def _out_of_time(self, needed: float = 0.0) -> bool:
+        """True (with the note) once the budget cannot cover ``needed`` seconds more; checked before each step."""
+        if self.budget is None or self.budget.left() > needed:
+            return False
+        self.note = "cluster lease given up: token_wait_timeout spent"
+        return True
+
+    def _unavailable(self) -> bool:
+        if self.store.ok:
+            return False
+        self.note = "cluster lease unavailable"
+        return True
+
     def acquire(self) -> str:
         started = self._monotonic()
+        if self._out_of_time():
+            return "failed"
         current = self._read()
-        if not self.store.ok:
-            self.note = "cluster lease unavailable"
+        if self._unavailable():
             return "failed"
         now = self._clock()
-        if current is not None and current.until > now:
+        if current is not None and current.live(now):
             self.until = min(current.until, now + self.wait)
             self.note = "another host holds the cluster lease"
             return "lost"
+        if current is not None and not current.plausible(now):
+            log.warning(
+                "Ignoring a Schneider token lease that claims a holder for %.3gs more (no lease lasts over %.0fs): "
+                "forged or broken; taking it over",
+                current.until - now,
+                MAX_WAIT,
+            )
+        if self._out_of_time():
+            return "failed"
         self.store.set(LeaseRecord(self.holder, now + self.wait).dump())
-        if not self.store.ok:
-            self.note = "cluster lease unavailable"
+        if self._unavailable():
             return "failed"
         # Every contender's write must land before anyone reads back: wait out at least twice what our own
         # read + write took, so a slow Variable API stretches the delay instead of breaking the assumption.
+        # No time left for that: give up (our lease stays until it expires; we renew, as it announces).
         spent = self._monotonic() - started
-        self._sleep(min(max(self.settle, 2.0 * spent), self.wait or self.settle))
+        settle = min(max(self.settle, 2.0 * spent), self.wait or self.settle)
+        if self._out_of_time(settle):
+            return "failed"
+        self._sleep(settle)
+        if self._out_of_time():
+            return "failed"
         back = self._read()
-        if not self.store.ok:
-            self.note = "cluster lease unavailable"
+        if self._unavailable():
             return "failed"
         if back is not None and back.holder == self.holder:
             self.note = "cluster lease won"
             return "won"
         now = self._clock()
-        self.until = min(back.until, now + self.wait) if back is not None else now + self.wait
+        claimed = back.until if back is not None and back.plausible(now) else now + self.wait
+        self.until = min(claimed, now + self.wait)
         self.note = "another host won the cluster lease"
         return "lost"
 
     def still_held_by_other(self) -> bool:
         """For a waiting loser: is a live lease (someone's renewal in progress) still there?"""
         current = self._read()
-        return self.store.ok and current is not None and current.holder != self.holder and current.until > self._clock()
+        return self.store.ok and current is not None and current.holder != self.holder and current.live(self._clock())
 
     def release(self) -> None:
-        """Delete the lease if it is still ours (a later holder's lease is kept)."""
+        """Delete the lease if it is still ours (a later holder's lease is kept). Skipped once the budget is
+        spent: the lease then ends by itself at ``until``, at most ``wait`` after it was written."""
+        if self._out_of_time():
+            return
         current = self._read()
-        if self.store.ok and current is not None and current.holder == self.holder:
+        if self.store.ok and current is not None and current.holder == self.holder and not self._out_of_time():
             self.store.delete()

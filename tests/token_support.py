@@ -118,6 +118,64 @@ def issued_tokens(emulator: Any) -> list[str]:
     return list(emulator.request("GET", "/_emulator/tokens").json()["tokens"])
 
 
+class FakeClock:
+    """Injected time for TokenManager / ClusterLease (``clock``, ``monotonic``, ``sleep``): a sleep advances
+    it at once, so a test measures waits of minutes without waiting."""
+
+    def __init__(self, start: float | None = None):
+        self.now = time.time() if start is None else start
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+
+
+class FakeVariableApi:
+    """``airflow.sdk.Variable`` of one process, last writer wins; each call costs ``latency`` seconds of the
+    ``clock`` (a slow API server without real sleeps). ``calls`` lists ``(action, key, clock time)``."""
+
+    def __init__(self, clock: FakeClock | None = None, latency: float = 0.0):
+        self.values: dict[str, str] = {}
+        self.calls: list[tuple[str, str, float]] = []
+        self.clock = clock
+        self.latency = latency
+
+    def _call(self, action: str, key: str) -> None:
+        if self.clock is not None:
+            self.clock.now += self.latency
+        self.calls.append((action, key, self.clock.now if self.clock is not None else time.time()))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._call("get", key)
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: str, description: str | None = None) -> None:
+        self._call("set", key)
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key)
+        self.values.pop(key, None)
+
+
+def use_fake_variables(monkeypatch: Any, api: FakeVariableApi) -> FakeVariableApi:
+    """Make the provider's cluster tier use ``api``, as inside a running task (the Task SDK's Variable)."""
+    import airflow.sdk
+
+    from airflow_provider_schneider import token_tiers
+
+    monkeypatch.setattr(airflow.sdk, "Variable", api)
+    monkeypatch.setattr(token_tiers, "in_task_context", lambda: True)
+    return api
+
+
 # -- child side -------------------------------------------------------------------------------------------
 
 
