@@ -15,9 +15,17 @@ _EXTENSIONS = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}
 
 
 def check_output_options(
-    output_format: str, compression: str | None, max_records_per_file: Any = None, max_bytes_per_file: Any = None
+    output_format: str,
+    compression: str | None,
+    max_records_per_file: Any = None,
+    max_bytes_per_file: Any = None,
+    csv_escape_formulas: Any = False,
 ) -> None:
     """Raise ``ValueError`` naming the argument when a combination cannot be written."""
+    if not isinstance(csv_escape_formulas, bool):
+        raise ValueError(f"csv_escape_formulas must be True or False, got {csv_escape_formulas!r}")
+    if csv_escape_formulas and output_format != "csv":
+        raise ValueError(f"csv_escape_formulas applies to output_format='csv', not {output_format!r}")
     if output_format not in FORMATS:
         raise ValueError(f"output_format must be one of {', '.join(FORMATS)}, got {output_format!r}")
     allowed = COMPRESSIONS[output_format]

@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
-from airflow_provider_schneider.outputs.encoders import CountingHasher
-from airflow_provider_schneider.outputs.schema import Kind, conform
+from airflow_provider_schneider.outputs.encoders import CountingHasher, json_text
+from airflow_provider_schneider.outputs.schema import Kind, conform, folded_fields
 
 #: Records per row group: memory holds one group (a few MB for typical API records), never the pull.
 ROW_GROUP_RECORDS = 50_000
 #: Rows kept as Python objects before they become an Arrow record batch.
 BATCH_RECORDS = 5_000
+#: Cells (rows x leaf columns) of a row group and of a batch at most: a wide schema (up to
+#: ``MAX_COLUMNS`` columns of structs) gets shorter groups, so memory is bounded by the cells, not the width.
+#: Records of up to 100 leaf columns keep the record counts above.
+ROW_GROUP_CELLS = 5_000_000
+BATCH_CELLS = 500_000
 EXTRA_HINT = "pip install 'airflow-provider-schneider[parquet]'"
 
 
@@ -43,9 +48,20 @@ def arrow_type(kind: Kind) -> Any:
     return pa.string()  # string, json (conflicting types as JSON text)
 
 
+def leaf_columns(kind: Kind) -> int:
+    """The Parquet columns one value of ``kind`` is stored in (a struct's fields, a list's item)."""
+    if kind.name == "struct":
+        return max(1, sum(leaf_columns(sub) for sub in kind.fields.values()))
+    if kind.name == "list":
+        assert kind.item is not None
+        return leaf_columns(kind.item)
+    return 1
+
+
 class ParquetEncoder:
     """Collects conformed rows into Arrow record batches of :data:`BATCH_RECORDS` (compact: Arrow buffers, not
-    Python objects) and writes a row group each ``row_group_records`` rows."""
+    Python objects) and writes a row group each ``row_group_records`` rows. ``overflow``: the name of one last
+    string column holding, as a JSON object's text, each record's fields that are not ``columns``."""
 
     def __init__(
         self,
@@ -53,17 +69,22 @@ class ParquetEncoder:
         compression: str | None,
         columns: dict[str, Kind],
         *,
+        overflow: str | None = None,
         row_group_records: int = ROW_GROUP_RECORDS,
     ):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self._columns = columns
-        self._schema = pa.schema([pa.field(name, arrow_type(kind)) for name, kind in columns.items()])
+        self._overflow = overflow
+        fields = [pa.field(name, arrow_type(kind)) for name, kind in columns.items()]
+        self._schema = pa.schema(fields + ([pa.field(overflow, pa.string())] if overflow is not None else []))
         codec = "snappy" if compression is None else ("none" if compression == "none" else compression)
         self._writer = pq.ParquetWriter(stream, self._schema, compression=codec)
-        self._row_group = max(1, row_group_records)
-        self._pending: dict[str, list[Any]] = {name: [] for name in columns}
+        leaves = max(1, sum(leaf_columns(kind) for kind in columns.values()) + (overflow is not None))
+        self._row_group = max(1, min(row_group_records, ROW_GROUP_CELLS // leaves))
+        self._batch_rows = max(1, min(BATCH_RECORDS, BATCH_CELLS // leaves))
+        self._pending: dict[str, list[Any]] = {name: [] for name in self._schema.names}
         self._pending_rows = 0
         self._batches: list[Any] = []
         self._rows = 0
@@ -72,11 +93,14 @@ class ParquetEncoder:
         row = record if isinstance(record, dict) else {"value": record}
         for name, kind in self._columns.items():
             self._pending[name].append(conform(row.get(name), kind))
+        if self._overflow is not None:
+            folded = folded_fields(row, self._columns)
+            self._pending[self._overflow].append(None if folded is None else json_text(folded))
         self._pending_rows += 1
         self._rows += 1
         if self._rows >= self._row_group:
             self._flush()
-        elif self._pending_rows >= BATCH_RECORDS:
+        elif self._pending_rows >= self._batch_rows:
             self._batch()
 
     def _batch(self) -> None:
@@ -84,7 +108,7 @@ class ParquetEncoder:
 
         if self._pending_rows:
             self._batches.append(pa.RecordBatch.from_pydict(self._pending, schema=self._schema))
-            self._pending = {name: [] for name in self._columns}
+            self._pending = {name: [] for name in self._schema.names}
             self._pending_rows = 0
 
     def _flush(self) -> None:

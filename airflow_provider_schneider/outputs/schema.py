@@ -6,11 +6,16 @@ null on page 1 simply joins the schema; an integer column that also holds floats
 objects and lists stay nested (an order's ``items`` is a list of structs). Where the JSON types really
 conflict (a string here, an object there; a bool and a number), or an object has more than
 :data:`MAX_STRUCT_FIELDS` distinct keys (a map keyed by ids), the column holds each value's JSON text
-instead: nothing is lost or coerced, and ``json.loads`` gives the value back.
+instead: nothing is lost or coerced, and ``json.loads`` gives the value back. Top-level fields are capped
+too: a pull with more than :data:`MAX_COLUMNS` distinct field names is keyed by data, and then a name keeps its
+own column only if it is one of the first :data:`MAX_COLUMNS` and present in at least
+:data:`MIN_PRESENCE_PERCENT` % of the records; a record's other fields go, as one JSON object's text, into a
+single overflow column (:attr:`RecordSchema.overflow_column`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +23,14 @@ _INT64 = 1 << 63
 #: An object with more distinct keys than this over a pull is a map keyed by data (ids, dates), not a record
 #: shape: it becomes JSON text, so the schema (and memory) cannot grow with the data.
 MAX_STRUCT_FIELDS = 1_000
+#: Top-level columns of a pull (first-seen order): records keyed by data (one id per field) would otherwise
+#: give a column per record, a quadratic CSV and a Parquet schema that does not fit in memory.
+MAX_COLUMNS = 1_000
+#: Once a pull has more names than :data:`MAX_COLUMNS`, a column present in fewer records than this share is
+#: folded too (a key of the data, not of the shape): a CSV holds at most ~100 empty cells per value.
+MIN_PRESENCE_PERCENT = 1
+#: The overflow column's name (``_overflow_1``, ``_overflow_2`` ... when a real column has it).
+OVERFLOW_COLUMN = "_overflow"
 
 
 @dataclass
@@ -74,26 +87,77 @@ def merge(a: Kind, b: Kind) -> Kind:
 
 
 class RecordSchema:
-    """The union of top-level fields (first-seen order) and their merged kinds over every record."""
+    """The union of top-level fields (first-seen order, the first ``max_columns`` names) and their merged
+    kinds over every record, with the records each is present in; ``untracked`` counts the fields of names
+    beyond them."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_columns: int = MAX_COLUMNS) -> None:
         self.columns: dict[str, Kind] = {}
+        self.present: dict[str, int] = {}
+        self.max_columns = max_columns
+        self.records = 0
+        self.untracked = 0
 
     def observe(self, record: Any) -> None:
         row = record if isinstance(record, dict) else {"value": record}
+        columns, present = self.columns, self.present
+        self.records += 1
         for name, value in row.items():
             key = str(name)
-            current = self.columns.get(key)
-            self.columns[key] = kind_of(value) if current is None else merge(current, kind_of(value))
+            current = columns.get(key)
+            if current is not None:
+                columns[key] = merge(current, kind_of(value))
+                present[key] += 1
+            elif len(columns) < self.max_columns:
+                columns[key] = kind_of(value)
+                present[key] = 1
+            else:  # never a column: the schema is full (it only grows), so no kind is kept either
+                self.untracked += 1
+
+    def kept(self) -> list[str]:
+        """The names written as columns: all of them, unless the pull has more than ``max_columns`` names;
+        then those present in at least :data:`MIN_PRESENCE_PERCENT` % of the records."""
+        if not self.untracked:
+            return list(self.columns)
+        return [name for name, count in self.present.items() if count * 100 >= self.records * MIN_PRESENCE_PERCENT]
+
+    @property
+    def overflow_keys(self) -> int:
+        """Fields written into the overflow column (each field of each record once)."""
+        if not self.untracked:
+            return 0
+        kept = set(self.kept())
+        return self.untracked + sum(count for name, count in self.present.items() if name not in kept)
+
+    @property
+    def overflow_column(self) -> str | None:
+        """The name of the column of folded fields (never a column's name: ``_overflow_1`` if a column has
+        ``_overflow``), or ``None`` when there is none."""
+        if not self.untracked:
+            return None
+        name, suffix = OVERFLOW_COLUMN, 0
+        while name in self.columns:
+            suffix += 1
+            name = f"{OVERFLOW_COLUMN}_{suffix}"
+        return name
 
     def final(self) -> dict[str, Kind]:
         """The columns as written: all-null as string, an object that never had a field as JSON text
-        (Parquet cannot store a struct without fields)."""
-        return {name: normalized(kind) for name, kind in self.columns.items()}
+        (Parquet cannot store a struct without fields). The overflow column is not among them."""
+        return {name: normalized(self.columns[name]) for name in self.kept()}
 
     def describe(self) -> dict[str, str]:
-        """Column -> kind, for the manifest (``list<struct>``, ``json`` ...)."""
-        return {name: _describe(kind) for name, kind in self.final().items()}
+        """Column -> kind, for the manifest (``list<struct>``, ``json`` ...); the overflow column last."""
+        described = {name: _describe(kind) for name, kind in self.final().items()}
+        overflow = self.overflow_column
+        if overflow is not None:
+            described[overflow] = "json"
+        return described
+
+
+def folded_fields(row: dict[str, Any], columns: Container[str]) -> dict[str, Any] | None:
+    """The fields of ``row`` that are not ``columns`` (an overflow cell), or ``None``."""
+    return {name: value for name, value in row.items() if name not in columns} or None
 
 
 def normalized(kind: Kind) -> Kind:
