@@ -2,9 +2,14 @@
 
 Validation (:mod:`settings`), the Airflow 3.2+ form schema (``conn-fields`` in :mod:`get_provider_info`), the
 Airflow 3.1 form widgets (:class:`~airflow_provider_schneider.hooks.schneider.SchneiderHook`) and the docs'
-table are all built from :data:`FIELDS`. The form never carries a default: an empty field means "the
-provider's default", so saving the form does not freeze today's defaults into the connection's extra.
-A field with an ``env`` reads that environment variable when it is empty (connection > variable > default).
+table are all built from :data:`FIELDS`. An empty field means "the provider's default", so saving the form does
+not freeze today's defaults into the connection's extra; the one exception is a switch (a boolean without an
+``env``): Airflow's form has no empty switch, one without a default shows *off*, so a switch starts at its
+default and a saved form stores it (``verify_ssl: true``).
+A field with an ``env`` reads that environment variable when it is empty (connection > variable > default); a
+boolean with an ``env`` is a three-way choice in the form (default / on / off) instead of a switch: a switch
+would save the form's value and so override the variable, and Airflow's UI would send a default of a key
+containing "token" masked, as ``'***'``, which the form would then save.
 """
 
 from __future__ import annotations
@@ -52,13 +57,31 @@ class ConnField:
         """The form's help text: what the field does and what an empty field means."""
         if self.env:
             return f"{self.help} Empty = ${self.env} if set, else {shown(self.default)}."
+        if self.form_default() is not None:
+            return f"{self.help} Default: {on_off(self.default)}."
         if self.default is None or self.default == "":
             return self.help
         return f"{self.help} Empty = {shown(self.default)}."
 
+    @property
+    def three_way(self) -> bool:
+        """A boolean that falls back to an environment variable: default / on / off in the form, not a switch."""
+        return self.kind == "boolean" and self.env is not None
+
+    def form_default(self) -> bool | None:
+        """What a new connection's form starts from: a switch's default (an unset switch shows *off*), else
+        None (the field is empty, meaning the provider's default)."""
+        if self.kind == "boolean" and not self.three_way and isinstance(self.default, bool):
+            return self.default
+        return None
+
     def form_schema(self) -> dict[str, Any]:
-        """This field as one entry of Airflow's ``conn-fields`` (JSON schema, no default)."""
+        """This field as one entry of Airflow's ``conn-fields`` (JSON schema; only a switch has a default)."""
+        if self.three_way:
+            return {"label": self.label, "description": self.description(), "schema": self._three_way_schema()}
         schema: dict[str, Any] = {"type": [self.kind, "null"]}
+        if self.form_default() is not None:
+            schema["default"] = self.form_default()
         if self.choices:
             schema["enum"] = list(self.choices)
         if self.minimum is not None:
@@ -68,6 +91,22 @@ class ConnField:
         if self.secret:
             schema["format"] = "password"
         return {"label": self.label, "description": self.description(), "schema": schema}
+
+    def _three_way_schema(self) -> dict[str, Any]:
+        """A dropdown whose empty choice says what empty means; the settings read "true"/"false" strings."""
+        return {
+            "type": ["string", "null"],
+            "enum": [None, "true", "false"],
+            "values_display": {
+                "null": f"{on_off(self.default)} (default; ${self.env} overrides)",
+                "true": "on",
+                "false": "off",
+            },
+        }
+
+
+def on_off(value: Any) -> str:
+    return "on" if value else "off"
 
 
 def shown(value: Any) -> str:

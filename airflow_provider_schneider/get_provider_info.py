@@ -1,7 +1,9 @@
 """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
 
 ``conn-fields`` drive the connection form of the Airflow 3.2+ UI; secrets use ``format: password`` so the UI
-masks them and Airflow treats them as sensitive. No field carries a default: empty means the provider's.
+masks them and Airflow treats them as sensitive. Only a switch carries a default (``verify_ssl``: an unset
+switch would show *off* while it is on); any other empty field means the provider's default, and
+``token_cluster_lease`` is a default/on/off choice (see connection_fields.py).
 """
 
 from __future__ import annotations

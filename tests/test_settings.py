@@ -257,17 +257,31 @@ def test_cluster_lease_fields_are_in_the_form_with_their_environment_fallback():
     from airflow_provider_schneider.get_provider_info import CONN_FIELDS
 
     lease, settle = CONN_FIELDS["token_cluster_lease"], CONN_FIELDS["token_cluster_settle"]
-    assert lease["schema"]["type"] == ["boolean", "null"]
+    # Default / on / off, not a switch: a switch's saved value would always override the variable.
+    assert lease["schema"] == {
+        "type": ["string", "null"],
+        "enum": [None, "true", "false"],
+        "values_display": {
+            "null": f"on (default; ${TOKEN_CLUSTER_LEASE_ENV} overrides)",
+            "true": "on",
+            "false": "off",
+        },
+    }
     assert (settle["schema"]["minimum"], settle["schema"]["maximum"]) == (0.05, 10)
     assert f"Empty = ${TOKEN_CLUSTER_LEASE_ENV} if set, else true." in lease["description"]
     assert f"Empty = ${TOKEN_CLUSTER_SETTLE_ENV} if set, else 0.5." in settle["description"]
 
 
 def test_saved_form_fields_carry_no_default():
-    """An empty form field means "the provider's default": no literal is frozen into a saved connection."""
+    """An empty form field means "the provider's default": no literal is frozen into a saved connection. The one
+    exception is a switch (a boolean without an environment fallback): there is no empty switch, so it starts at
+    its default instead of showing "off"."""
     from airflow_provider_schneider.get_provider_info import CONN_FIELDS
 
-    assert all("default" not in spec["schema"] for spec in CONN_FIELDS.values())
+    assert {name: spec["schema"]["default"] for name, spec in CONN_FIELDS.items() if "default" in spec["schema"]} == {
+        "verify_ssl": True
+    }
+    assert CONN_FIELDS["verify_ssl"]["description"] == "Keep on in production. Default: on."
     assert "Empty = 60." in CONN_FIELDS["timeout"]["description"]
     assert {"token_refresh_spread", "token_wait_timeout", "retry_backoff_initial", "retry_backoff_max"} <= set(
         CONN_FIELDS
@@ -284,3 +298,92 @@ def test_docs_connection_table_is_generated_from_the_field_declarations():
         "docs/connection.md is stale: paste the output of python -c 'from airflow_provider_schneider."
         "connection_fields import markdown_table; print(markdown_table())' between its markers"
     )
+
+
+# -- what the connection form shows and saves ------------------------------------------------------------
+
+
+def hook_meta_extra_fields() -> dict:
+    """The schneider form's extra fields exactly as the API server sends them to the UI (masking included)."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    (meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "schneider"]
+    return dict(meta.extra_fields or {})
+
+
+def test_form_switches_start_at_their_effective_default():
+    """Airflow (3.2+) sends the UI a conn-field's schema default as the field's value: Verify TLS shows on. No
+    field Airflow masks (a key containing "token", "secret", ...) has one: the form would save the mask, '***'."""
+    import airflow
+    from packaging.version import Version
+
+    if Version(airflow.__version__) < Version("3.2"):
+        pytest.skip("3.1 builds the form from the hook's WTForms widgets: see the next test")
+    fields = hook_meta_extra_fields()
+    assert fields["verify_ssl"]["value"] is True
+    assert fields["verify_ssl"]["schema"]["type"] == ["boolean", "null"]
+    assert fields["token_cluster_lease"]["value"] is None  # "default: ... else on", never '***'
+    assert {name for name, spec in fields.items() if spec["value"] is not None} == {"verify_ssl"}
+    assert not [name for name, spec in fields.items() if spec["value"] == "***"]
+
+
+def test_form_widgets_for_airflow_3_1_start_at_their_default(monkeypatch):
+    """The WTForms widgets (Airflow < 3.2), through the FAB-less stand-ins Airflow's API server itself uses."""
+    import sys
+    from unittest import mock
+
+    hook_meta = pytest.importorskip("airflow.api_fastapi.core_api.services.ui.connections").HookMetaService
+    stand_ins = {
+        "wtforms": {
+            "StringField": hook_meta.MockStringField,
+            "IntegerField": hook_meta.MockIntegerField,
+            "PasswordField": hook_meta.MockPasswordField,
+            "BooleanField": hook_meta.MockBooleanField,
+        },
+        "wtforms.validators": {"Optional": hook_meta.MockOptional, "any_of": hook_meta.MockEnum},
+        "flask_babel": {"lazy_gettext": str},
+        "flask_appbuilder": {},
+        "flask_appbuilder.fieldwidgets": {},
+    }
+    for name, attributes in stand_ins.items():
+        monkeypatch.setitem(sys.modules, name, mock.MagicMock(**attributes))
+    from airflow_provider_schneider.hooks.schneider import SchneiderHook
+
+    widgets = {name: field.param.dump() for name, field in SchneiderHook.get_connection_form_widgets().items()}
+    assert widgets["verify_ssl"]["value"] is True
+    assert widgets["verify_ssl"]["schema"]["type"] == ["boolean", "null"]
+    lease = widgets["token_cluster_lease"]
+    assert (lease["value"], lease["schema"]["type"], lease["schema"]["enum"]) == (
+        None,
+        ["string", "null"],
+        ["true", "false"],
+    )
+    assert {name for name, spec in widgets.items() if spec["value"] is not None} == {"verify_ssl"}
+
+
+def saved_form(**changed) -> dict:
+    """An extra as Airflow 3.3's form saves a new connection: every field, each at its form value."""
+    from airflow_provider_schneider.get_provider_info import CONN_FIELDS
+
+    return {**{name: spec["schema"].get("default") for name, spec in CONN_FIELDS.items()}, **changed}
+
+
+def test_a_saved_form_reads_as_the_defaults(no_cluster_env):
+    untouched = saved_form()
+    assert untouched["verify_ssl"] is True and untouched["token_cluster_lease"] is None
+    settings = settings_from_connection(make_conn(extra=untouched))
+    assert (settings.verify, settings.token_cluster_lease, settings.timeout) == (True, True, 60.0)
+    # The untouched lease choice keeps the worker's variable in charge.
+    no_cluster_env.setenv(TOKEN_CLUSTER_LEASE_ENV, "off")
+    assert settings_from_connection(make_conn(extra=untouched)).token_cluster_lease is False
+
+
+def test_a_saved_form_switched_off_reads_as_off(no_cluster_env, tmp_path):
+    off = settings_from_connection(make_conn(extra=saved_form(verify_ssl=False, token_cluster_lease="false")))
+    assert (off.verify, off.token_cluster_lease) == (False, False)
+    no_cluster_env.setenv(TOKEN_CLUSTER_LEASE_ENV, "off")
+    on = settings_from_connection(make_conn(extra=saved_form(token_cluster_lease="true")))
+    assert on.token_cluster_lease is True  # an explicit choice beats the variable
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not checked here")
+    assert settings_from_connection(make_conn(extra=saved_form(ca_bundle=str(bundle)))).verify == str(bundle)

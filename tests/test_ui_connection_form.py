@@ -30,6 +30,7 @@ import pytest
 from packaging.version import Version
 
 from airflow_provider_schneider.get_provider_info import CONN_FIELDS
+from airflow_provider_schneider.settings import TOKEN_CLUSTER_LEASE_ENV
 from tests.conftest import API_KEY, CLIENT_ID, CLIENT_SECRET, REPO, only_profile
 from tests.ui_support import CHROMIUM_MISSING, PLAYWRIGHT_MISSING, ApiServer, UiTestSkippedWarning, chromium_path
 
@@ -99,20 +100,63 @@ def labels_of(dialog: Any) -> set[str]:
     return {text.replace("*", "").strip() for text in dialog.locator("label").all_inner_texts()}
 
 
-def open_schneider_form(page: Any, url: str) -> Any:
+def open_schneider_form(page: Any, url: str, conn_id: str = CONN_ID) -> Any:
     page.goto(f"{url}/connections")
     page.get_by_role("button", name="Add Connection").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_label("Connection ID").fill(CONN_ID)
+    dialog.get_by_label("Connection ID").fill(conn_id)
     connection_type = dialog.get_by_label("Connection Type")
     connection_type.fill("schneider")
     page.get_by_role("option", name="Schneider Electric").click()
     return dialog
 
 
+LEASE_DEFAULT = f"on (default; ${TOKEN_CLUSTER_LEASE_ENV} overrides)"
+
+
+def verify_tls_switch(dialog: Any) -> Any:
+    return dialog.locator("input[name=element_verify_ssl]")
+
+
+def lease_choice(dialog: Any) -> Any:
+    return dialog.locator("#element_token_cluster_lease")
+
+
+def shown_choice(dialog: Any) -> str:
+    """The lease dropdown's visible value (its last line; before it, the select's screen-reader announcement)."""
+    return lease_choice(dialog).inner_text().splitlines()[-1]
+
+
+def save(page: Any, dialog: Any) -> dict[str, Any]:
+    """Press Save; the connection the form posted, its extra parsed."""
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/v2/connections")) as request:
+        dialog.get_by_role("button", name="Save").click()
+    saved = json.loads(request.value.post_data or "{}")
+    saved["extra"] = json.loads(saved["extra"])
+    return saved
+
+
+def settings_of(saved: dict[str, Any], monkeypatch: Any) -> Any:
+    """What a task would read from the connection the form saved (no worker variable set)."""
+    from airflow.sdk import Connection
+
+    from airflow_provider_schneider.settings import settings_from_connection
+
+    monkeypatch.delenv(TOKEN_CLUSTER_LEASE_ENV, raising=False)
+    conn = Connection(
+        conn_id=saved["connection_id"],
+        conn_type="schneider",
+        host=saved.get("host") or None,
+        login=saved.get("login") or None,
+        password=saved.get("password") or None,
+        extra=json.dumps(saved["extra"]),
+    )
+    return settings_from_connection(conn)
+
+
 @pytest.mark.ui
 @only_profile("default")  # the form is the same for both dialects; the CLI tests below run both
-def test_connection_form_renders_and_test_succeeds(api_server, page, emulator):
+def test_connection_form_renders_and_test_succeeds(api_server, page, emulator, monkeypatch):
     rewritten: list[dict] = []
     work_around_port_zero(page, rewritten)
     try:
@@ -139,18 +183,26 @@ def test_connection_form_renders_and_test_succeeds(api_server, page, emulator):
         assert {"Environment", "API key", "Token URL (override)", "Test call path"} <= extra
         assert dialog.locator("[name=element_api_key]").get_attribute("type") == "password"
         dialog.locator("[name=element_test_path]").fill(ORDERS_PATH)
+        # A new connection shows each toggle at its effective default: Verify TLS on, the lease "on" unless
+        # the workers' variable says otherwise (not an "off" switch while both are on).
+        assert verify_tls_switch(dialog).is_checked()
+        assert shown_choice(dialog) == LEASE_DEFAULT
+        lease_choice(dialog).scroll_into_view_if_needed()
         page.screenshot(path=str(ARTEFACTS / "connection_form_extras.png"))
+        dialog.locator("label:has(input[name=element_verify_ssl])").scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTEFACTS / "connection_form_verify_tls.png"))
 
-        with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/api/v2/connections")) as save:
-            dialog.get_by_role("button", name="Save").click()
-        saved = json.loads(save.value.post_data or "{}")
+        saved = save(page, dialog)
         # What the form stored: our values, and no '***' placeholders. Airflow masks the value of any extra
         # whose key looks sensitive (contains "token", "secret", ...) when it sends the form its defaults, so
         # a conn-field default on such a key would be saved as the literal '***'.
-        extras = json.loads(saved["extra"])
+        extras = saved["extra"]
         masked = sorted(key for key, value in extras.items() if value == "***")
         assert not masked, f"the form saved '***' for {masked}: give these conn-fields no default"
         assert saved["host"] == emulator.url and saved["login"] == CLIENT_ID and extras["test_path"] == ORDERS_PATH
+        assert (extras["verify_ssl"], extras["token_cluster_lease"]) == (True, None)
+        settings = settings_of(saved, monkeypatch)
+        assert (settings.verify, settings.token_cluster_lease) == (True, True)
         row = page.get_by_role("row").filter(has_text=CONN_ID)
         row.get_by_role("button", name="Test Connection").click()
         outcome = page.get_by_text(re.compile(r"^Test Connection (Successful|Failed)$"))
@@ -171,6 +223,33 @@ def test_connection_form_renders_and_test_succeeds(api_server, page, emulator):
     assert stats["token_requests_by_status"].get("401") is None and stats["token_requests"] >= 1
     assert stats["api_calls_by_path"] == {ORDERS_PATH: 1}  # the API server really called the emulator
     print(f"UI screenshots in {ARTEFACTS}; port-0 workaround applied: {bool(rewritten)}")
+
+
+@pytest.mark.ui
+def test_connection_form_toggles_switched_off_are_saved_as_off(api_server, page, monkeypatch):
+    """Both toggles turned off in the form: saved as explicit false, and a task reads them as off."""
+    try:
+        dialog = open_schneider_form(page, api_server.url, conn_id="schneider_ui_off")
+        dialog.get_by_label("Client ID").fill(CLIENT_ID)
+        dialog.get_by_label("Client secret").fill(CLIENT_SECRET)
+        dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+        switch = verify_tls_switch(dialog)
+        assert switch.is_checked()
+        dialog.locator("label:has(input[name=element_verify_ssl])").click()
+        assert not switch.is_checked()
+        lease_choice(dialog).click()
+        page.get_by_role("option", name="off", exact=True).click()
+        assert shown_choice(dialog) == "off"
+        lease_choice(dialog).scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTEFACTS / "connection_form_toggles_off.png"))
+        saved = save(page, dialog)
+    except Exception:
+        page.screenshot(path=str(ARTEFACTS / "connection_form_toggles_off_failure.png"))
+        print(f"api-server log tail:\n{api_server.log()[-4000:]}")
+        raise
+    assert (saved["extra"]["verify_ssl"], saved["extra"]["token_cluster_lease"]) == (False, "false")
+    settings = settings_of(saved, monkeypatch)
+    assert (settings.verify, settings.token_cluster_lease) == (False, False)
 
 
 # -- CLI ---------------------------------------------------------------------------------------------------

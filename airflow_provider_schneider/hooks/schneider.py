@@ -62,11 +62,13 @@ class SchneiderHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """WTForms widgets built from the same field declarations (needs Flask-AppBuilder); no defaults, so
-        an empty field keeps meaning "the provider's default"."""
+        """WTForms widgets built from the same field declarations (needs Flask-AppBuilder). Only a switch has a
+        default (an unset switch shows *off*); any other empty field keeps meaning "the provider's default", and
+        a boolean with an environment fallback is a true/false choice that may stay empty."""
         from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
         from flask_babel import lazy_gettext
         from wtforms import BooleanField, IntegerField, PasswordField, StringField
+        from wtforms.validators import Optional, any_of
 
         from airflow_provider_schneider.connection_fields import FIELDS
 
@@ -75,8 +77,15 @@ class SchneiderHook(BaseHook):
             label, description = lazy_gettext(spec.label), spec.description()
             if spec.secret:
                 widgets[spec.name] = PasswordField(label, widget=BS3PasswordFieldWidget(), description=description)
+            elif spec.three_way:
+                widgets[spec.name] = StringField(
+                    label,
+                    widget=BS3TextFieldWidget(),
+                    validators=[Optional(), any_of(["true", "false"])],
+                    description=description,
+                )
             elif spec.kind == "boolean":
-                widgets[spec.name] = BooleanField(label, description=description)
+                widgets[spec.name] = BooleanField(label, description=description, default=spec.form_default())
             elif spec.kind == "integer":
                 widgets[spec.name] = IntegerField(label, widget=BS3TextFieldWidget(), description=description)
             else:
