@@ -29,6 +29,7 @@ __all__ = [
     "SchneiderError",
     "SchneiderPermissionError",
     "SchneiderResponseError",
+    "SchneiderStorageError",
     "SchneiderTokenEndpointError",
 ]
 
@@ -115,3 +116,8 @@ class SchneiderTokenEndpointError(SchneiderError):
 
 class SchneiderBusinessError(SchneiderError):
     """A 200 response that carries ``errorMessages`` (Net Price, Order Entry) when the caller asked to fail."""
+
+
+class SchneiderStorageError(SchneiderError):
+    """The output could not be written (a folder that cannot be made, a store that refused a write); names the
+    task, the field and the URI. Airflow may retry: a store that was briefly down may take the retry."""

@@ -20,6 +20,7 @@ import pytest
 from airflow_provider_schneider.emulator import data
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators import SchneiderOrderStatusOperator, SchneiderProductCatalogOperator
+from airflow_provider_schneider.outputs.commit import SET_MARKER
 from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
 from airflow_provider_schneider.sinks import part_uris, read_csv, read_jsonl
 from tests.operators_support import context, local, partials, sha256
@@ -193,7 +194,8 @@ def test_part_files_split_at_the_bound_and_a_rerun_replaces_the_whole_set(
     folder = local(manifest["uri"])
     ext = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}[output_format]
     assert [p["records"] for p in manifest["parts"]] == [60, 60, 60, 60, 10]
-    assert sorted(p.name for p in folder.iterdir()) == [f"part-{i:05d}{ext}" for i in range(5)]
+    # The parts, and the marker that says they are this provider's set (a rerun replaces only those).
+    assert sorted(p.name for p in folder.iterdir()) == [SET_MARKER, *(f"part-{i:05d}{ext}" for i in range(5))]
     for part in manifest["parts"]:
         assert part["sha256"] == sha256(local(part["uri"])) and part["bytes"] == local(part["uri"]).stat().st_size
     assert manifest["records"] == 250 and manifest["bytes"] == sum(p["bytes"] for p in manifest["parts"])
@@ -203,7 +205,7 @@ def test_part_files_split_at_the_bound_and_a_rerun_replaces_the_whole_set(
     emulator.configure(orders_per_country=130)
     again = pull(tmp_path, "set/", output_format=output_format, max_records_per_file=100)
     assert again["uri"] == manifest["uri"] and [p["records"] for p in again["parts"]] == [100, 30]
-    assert sorted(p.name for p in folder.iterdir()) == [f"part-{i:05d}{ext}" for i in range(2)]
+    assert sorted(p.name for p in folder.iterdir()) == [SET_MARKER, *(f"part-{i:05d}{ext}" for i in range(2))]
     assert read_all(again, output_format) == orders(130)
     assert partials(tmp_path) == [] and not [p for p in tmp_path.rglob(".*") if p.is_file()]
 
@@ -360,7 +362,7 @@ def test_object_store_set_commits_take_turns(tmp_path):
     for thread in threads:
         thread.join(60)
     assert len(done) == 2
-    names = sorted(p.name for p in UPath(base).iterdir())
+    names = sorted(p.name for p in UPath(base).iterdir() if p.name != SET_MARKER)
     final = [r for name in names for r in read_jsonl(f"{base}/{name}")]
     assert {r["writer"] for r in final} in ({"a"}, {"b"}) and len(final) in (95, 42)
     assert len(names) == (10 if final[0]["writer"] == "a" else 5)

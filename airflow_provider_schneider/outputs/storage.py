@@ -1,10 +1,13 @@
-"""Where outputs live and how they move into place: storage paths, writer-owned temporaries, atomic commits.
+"""Where outputs live: storage paths, writer-owned temporaries and when a leftover one may go (commits:
+:mod:`.commit`).
 
-Every writer stages under names that carry its own tag (host, process, start time, random part), so two
-writers of one target (a zombie and its retry, two DAGs sharing a path) never touch each other's
-temporaries. A leftover temporary is removed only when provably stale: its writer ran on this host and that
-process is gone, or it was last modified longer ago than :data:`STALE_AFTER` (a live local writer keeps
-touching its file; an object-store upload is invisible until it completes).
+Every writer stages under names that carry its own tag (host, process, start time, random part and, inside a
+task, the task instance and try), so two writers of one target (a zombie and its retry, two DAGs sharing a
+path) never touch each other's temporaries. A leftover temporary is removed only when provably stale: it
+belongs to an earlier try of the same task instance (Airflow starts a retry once the try before it ended, on
+whichever host), or its writer ran on this host and that process is gone, or it was last modified longer ago
+than :data:`STALE_AFTER` (a live local writer keeps touching its file; an object-store upload is invisible
+until it completes).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import contextlib
 import functools
 import hashlib
 import io
-import json
 import logging
 import os
 import re
@@ -25,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_schneider.exceptions import SchneiderConfigError
+
 log = logging.getLogger(__name__)
 
 PARTIAL_SUFFIX = ".partial"
@@ -35,25 +39,66 @@ STALE_AFTER = 24 * 3600.0
 _LOCAL_PROTOCOLS = ("file", "local", "")
 _TAG = re.compile(
     r"\.w-(?P<host>[A-Za-z0-9-]{1,40}-[0-9a-f]{8})-(?P<pid>\d+)-(?P<started>\d+)-[0-9a-f]{8}"
-    + re.escape(PARTIAL_SUFFIX)
-    + "$"
+    r"(?:-t(?P<ti>[0-9a-f]{12})-(?P<try>\d{1,6}))?" + re.escape(PARTIAL_SUFFIX) + "$"
 )
+#: Fsspec implementations Airflow's providers bring, per scheme: what to install when one is missing.
+_FILESYSTEM_PACKAGES = {
+    "s3": "apache-airflow-providers-amazon[s3fs]",
+    "s3a": "apache-airflow-providers-amazon[s3fs]",
+    "gs": "apache-airflow-providers-google",
+    "gcs": "apache-airflow-providers-google",
+    "abfs": "apache-airflow-providers-microsoft-azure",
+    "abfss": "apache-airflow-providers-microsoft-azure",
+    "az": "apache-airflow-providers-microsoft-azure",
+    "adl": "apache-airflow-providers-microsoft-azure",
+    "sftp": "apache-airflow-providers-sftp",
+}
 
 
-def to_storage_path(uri: str, conn_id: str | None = None) -> Any:
+class MissingFilesystem(SchneiderConfigError):
+    """No filesystem implementation is installed for the output's scheme."""
+
+
+def to_storage_path(uri: str, conn_id: str | None = None, *, where: str = "output") -> Any:
     """An ``ObjectStoragePath`` for schemes Airflow knows (file, and s3/gs/... from installed providers);
-    any other fsspec scheme (``memory://``, ``sftp://`` ...) through ``universal_pathlib`` directly."""
+    any other fsspec scheme (``memory://``, ``sftp://`` ...) through ``universal_pathlib`` directly. A scheme
+    with no filesystem installed is a :class:`MissingFilesystem` naming ``where`` and what to install."""
     from airflow.sdk import ObjectStoragePath
 
-    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme and scheme not in _LOCAL_PROTOCOLS:
         from airflow.sdk.io.fs import has_fs
 
         if not has_fs(scheme):
+            _require_fsspec(scheme, uri, where)
             from upath import UPath
 
             return UPath(uri)
-    return ObjectStoragePath(uri, conn_id=conn_id) if conn_id else ObjectStoragePath(uri)
+    path = ObjectStoragePath(uri, conn_id=conn_id) if conn_id else ObjectStoragePath(uri)
+    if scheme and scheme not in _LOCAL_PROTOCOLS:
+        try:
+            path.fs  # noqa: B018 - the provider's filesystem imports its package here
+        except ImportError as exc:
+            raise _missing(scheme, uri, where, exc) from None
+    return path
+
+
+def _require_fsspec(scheme: str, uri: str, where: str) -> None:
+    import fsspec  # type: ignore[import-untyped]
+
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except (ImportError, ValueError) as exc:
+        raise _missing(scheme, uri, where, exc) from None
+
+
+def _missing(scheme: str, uri: str, where: str, cause: BaseException) -> MissingFilesystem:
+    package = _FILESYSTEM_PACKAGES.get(scheme)
+    hint = f"pip install '{package}'" if package else f"install the fsspec implementation of '{scheme}://'"
+    return MissingFilesystem(
+        f"{where}: no filesystem for {scheme}:// is installed, so {uri} cannot be written ({cause}); {hint} "
+        "in the environment of every worker"
+    )
 
 
 def is_local(path: Any) -> bool:
@@ -82,21 +127,36 @@ def _host_label() -> str:
 
 
 @dataclass(frozen=True)
+class TaskTry:
+    """The task instance (a short hash of dag, run, task and map index) and try a writer works for."""
+
+    key: str
+    try_number: int
+
+    @property
+    def label(self) -> str:
+        return f"-t{self.key}-{self.try_number}"
+
+
+@dataclass(frozen=True)
 class WriterTag:
-    """The identity one writer stamps on its temporaries: ``.w-<host>-<pid>-<start>-<random>.partial``."""
+    """The identity one writer stamps on its temporaries:
+    ``.w-<host>-<pid>-<start>-<random>[-t<task instance>-<try>].partial``."""
 
     host: str
     pid: int
     started: int
     nonce: str
+    task_try: TaskTry | None = None
 
     @classmethod
-    def new(cls) -> WriterTag:
-        return cls(_host_label(), os.getpid(), int(time.time()), secrets.token_hex(4))
+    def new(cls, task_try: TaskTry | None = None) -> WriterTag:
+        return cls(_host_label(), os.getpid(), int(time.time()), secrets.token_hex(4), task_try)
 
     @property
     def suffix(self) -> str:
-        return f".w-{self.host}-{self.pid}-{self.started}-{self.nonce}{PARTIAL_SUFFIX}"
+        owner = self.task_try.label if self.task_try else ""
+        return f".w-{self.host}-{self.pid}-{self.started}-{self.nonce}{owner}{PARTIAL_SUFFIX}"
 
     def temporary(self, target: Any) -> Any:
         """The temporary sibling of ``target`` this writer stages into (hidden: a leading dot)."""
@@ -132,28 +192,50 @@ def _modified_at(path: Any) -> float | None:
     return None
 
 
-def is_provably_stale(path: Any, *, now: float | None = None, stale_after: float = STALE_AFTER) -> bool:
+def is_provably_stale(
+    path: Any, *, now: float | None = None, stale_after: float = STALE_AFTER, own: WriterTag | None = None
+) -> bool:
     """True only for a temporary whose writer cannot still be writing it (see the module docstring)."""
     match = _TAG.search(path.name)
+    if match is not None and own is not None and own.task_try is not None and match["ti"] == own.task_try.key:
+        if int(match["try"]) < own.task_try.try_number:
+            return True  # an earlier try of this task instance: Airflow ended it before starting ours
     if match is not None and is_local(path) and match["host"] == _host_label() and _process_gone(int(match["pid"])):
         return True
     modified = _modified_at(path)
     return modified is not None and (now or time.time()) - modified > stale_after
 
 
+def hidden_siblings(target: Any) -> Iterator[Any]:
+    """Everything named ``.<target name>.*`` beside ``target``: listed and compared by name, never globbed (a
+    target name may hold glob characters: ``orders[1].jsonl``)."""
+    prefix = f".{target.name}."
+    if is_local(target):
+        try:
+            with os.scandir(os.path.dirname(target.path) or ".") as listing:
+                names = sorted(entry.name for entry in listing if entry.name.startswith(prefix))
+        except OSError:
+            names = []
+        yield from (target.parent / name for name in names)
+        return
+    with contextlib.suppress(Exception):
+        for child in target.parent.iterdir():
+            if child.name.startswith(prefix):
+                yield child
+
+
 def stale_temporaries(target: Any, own: WriterTag | None = None) -> Iterator[Any]:
     """Temporaries of ``target`` (any writer's) that are provably stale, never ``own``'s; also the staged
     chunks of a resumable pull nobody resumed (by age only: their owner is a task instance, not a process)."""
-    with contextlib.suppress(Exception):
-        for candidate in target.parent.glob(f".{target.name}.*{PARTIAL_SUFFIX}"):
-            if own is not None and candidate.name.endswith(own.suffix):
+    for candidate in hidden_siblings(target):
+        name = candidate.name
+        if name.endswith(PARTIAL_SUFFIX):
+            if own is not None and name.endswith(own.suffix):
                 continue
-            if is_provably_stale(candidate):
+            if is_provably_stale(candidate, own=own):
                 yield candidate
-    with contextlib.suppress(Exception):
-        for chunk in target.parent.glob(f".{target.name}{RESUME_INFIX}*.jsonl.gz"):
-            if is_provably_stale(chunk):  # no writer tag in a chunk's name: the age rule decides
-                yield chunk
+        elif RESUME_INFIX in name and name.endswith(".jsonl.gz") and is_provably_stale(candidate):
+            yield candidate  # no writer tag in a chunk's name: the age rule decides
 
 
 def remove_stale_temporaries(target: Any, own: WriterTag | None = None) -> int:
@@ -167,9 +249,9 @@ def remove_stale_temporaries(target: Any, own: WriterTag | None = None) -> int:
 
 
 def remove_tree(path: Any) -> None:
-    """Delete a file or a folder of files (local or object store)."""
+    """Delete a file or a folder of files (local or object store); a symbolic link itself, never its target."""
     if is_local(path):
-        if os.path.isdir(path.path):
+        if os.path.isdir(path.path) and not os.path.islink(path.path):
             shutil.rmtree(path.path, ignore_errors=True)
         elif os.path.lexists(path.path):
             os.unlink(path.path)
@@ -187,105 +269,3 @@ def sync_file(raw: Any) -> None:
         with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
             raw.flush()
             os.fsync(fileno())
-
-
-def commit_file(temporary: Any, target: Any) -> None:
-    """Move one staged file into place: readers see the old object or the new one, never a mix."""
-    if is_local(target):
-        os.replace(temporary.path, target.path)  # atomic within one filesystem
-    else:
-        # Object stores have no rename: a server-side copy (atomic per object), then the delete.
-        temporary.rename(target)
-
-
-@contextlib.contextmanager
-def _local_commit_lock(target: Any) -> Iterator[None]:
-    """Serialise set commits into one local folder across processes: ``flock`` on the parent directory
-    itself (no lock file left behind; commits are two renames, so waiting on a sibling's is brief)."""
-    import fcntl
-
-    fd = os.open(os.path.dirname(target.path) or ".", os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def commit_folder(staged: Any, target: Any, tag: WriterTag) -> None:
-    """Replace the folder ``target`` by the complete folder ``staged`` (a part set).
-
-    Local filesystems: under a per-target lock, the old folder is renamed aside, the new one renamed in,
-    the old one deleted; concurrent writers commit one after the other, the folder is always one writer's
-    whole set (between the two renames it is absent for an instant). Object stores: under a commit lock
-    (:func:`_object_store_commit_lock`), each part is copied into place, then parts of an earlier, longer
-    set are deleted; a reader listing the folder during the commit can see both (docs/outputs.md).
-    """
-    if is_local(target):
-        with _local_commit_lock(target):
-            aside = target.parent / f".{target.name}.replaced{tag.suffix}"
-            had_old = os.path.isdir(target.path)
-            if had_old:
-                os.rename(target.path, aside.path)
-            try:
-                os.rename(staged.path, target.path)
-            except BaseException:
-                if had_old:
-                    os.rename(aside.path, target.path)  # the previous set stays as it was
-                raise
-            if had_old:
-                shutil.rmtree(aside.path, ignore_errors=True)
-        return
-    with _object_store_commit_lock(target, tag):
-        names = set()
-        for part in sorted(staged.iterdir(), key=lambda p: p.name):
-            names.add(part.name)
-            part.rename(target / part.name)
-        with contextlib.suppress(FileNotFoundError):
-            for existing in target.iterdir():
-                if existing.name.startswith("part-") and existing.name not in names:
-                    existing.unlink()
-    remove_tree(staged)
-
-
-#: Object-store set commits: the lock is confirmed by reading it back after this many seconds ...
-COMMIT_LOCK_SETTLE = 0.5
-#: ... a lock older than this belongs to a writer that died mid-commit ...
-COMMIT_LOCK_STALE = 900.0
-#: ... and a writer waits at most this long for another's commit.
-COMMIT_LOCK_WAIT = 900.0
-
-
-def _read_lock(lock: Any) -> dict[str, Any] | None:
-    with contextlib.suppress(Exception):
-        value = json.loads(lock.read_text())
-        if isinstance(value, dict) and isinstance(value.get("at"), (int, float)):
-            return value
-    return None
-
-
-@contextlib.contextmanager
-def _object_store_commit_lock(target: Any, tag: WriterTag) -> Iterator[None]:
-    """One set commit at a time per target on an object store, which has no rename and no compare-and-set:
-    write a lock object naming this writer, wait :data:`COMMIT_LOCK_SETTLE`, read it back (S3 and GCS read
-    what was last written); the writer whose name is there commits, the others wait. Two writers that both
-    find no lock and write within the settle delay: the last write wins, the other sees it and waits."""
-    lock = target.parent / f".{target.name}.commit-lock"
-    me = tag.suffix
-    deadline = time.monotonic() + COMMIT_LOCK_WAIT
-    while True:
-        holder = _read_lock(lock)
-        if holder is None or time.time() - float(holder["at"]) > COMMIT_LOCK_STALE:
-            lock.write_text(json.dumps({"holder": me, "at": time.time()}))
-            time.sleep(COMMIT_LOCK_SETTLE)
-            if (_read_lock(lock) or {}).get("holder") == me:
-                break
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"another writer has been committing {target} for over {COMMIT_LOCK_WAIT:.0f} s")
-        time.sleep(COMMIT_LOCK_SETTLE)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            if (_read_lock(lock) or {}).get("holder") == me:
-                lock.unlink()

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_schneider.outputs import storage
-from airflow_provider_schneider.outputs.encoders import CountingHasher, CsvEncoder, JsonLinesEncoder, PartEncoder
+from airflow_provider_schneider.exceptions import SchneiderStorageError
+from airflow_provider_schneider.outputs import commit, storage
+from airflow_provider_schneider.outputs.encoders import (
+    CountingHasher,
+    CsvEncoder,
+    DataFixes,
+    JsonLinesEncoder,
+    PartEncoder,
+)
 from airflow_provider_schneider.outputs.formats import check_output_options, extension, manifest_compression
 from airflow_provider_schneider.outputs.spool import RecordSpool
 
@@ -24,7 +31,9 @@ from airflow_provider_schneider.outputs.spool import RecordSpool
 @dataclass(frozen=True)
 class OutputSpec:
     """Where and how to write. ``max_records_per_file``/``max_bytes_per_file`` split the output into
-    parts (``uri`` is then a folder); a part ends once it holds that many records or stored bytes."""
+    parts (``uri`` is then a folder); a part ends once it holds that many records or stored bytes.
+    ``csv_escape_formulas`` (CSV only): a string cell or header name starting with ``= + - @``, tab or
+    carriage return gets a leading ``'`` (OWASP's CSV-injection rule)."""
 
     uri: str
     output_format: str = "jsonl"
@@ -32,9 +41,16 @@ class OutputSpec:
     max_records_per_file: int | None = None
     max_bytes_per_file: int | None = None
     storage_conn_id: str | None = None
+    csv_escape_formulas: bool = False
 
     def __post_init__(self) -> None:
-        check_output_options(self.output_format, self.compression, self.max_records_per_file, self.max_bytes_per_file)
+        check_output_options(
+            self.output_format,
+            self.compression,
+            self.max_records_per_file,
+            self.max_bytes_per_file,
+            self.csv_escape_formulas,
+        )
 
     @property
     def split(self) -> bool:
@@ -73,14 +89,19 @@ def part_name(index: int, extension: str) -> str:
 
 
 class RecordWriter:
-    def __init__(self, spec: OutputSpec):
+    """``where`` names the output in errors (``"pull_orders: output_path"``); ``task_try`` tags temporaries
+    with the task instance and try, so a retry on any host removes those of the tries before it."""
+
+    def __init__(self, spec: OutputSpec, *, where: str = "output", task_try: storage.TaskTry | None = None):
         self.spec = spec
-        self.target = storage.to_storage_path(spec.target_uri(), spec.storage_conn_id)
-        self.tag = storage.WriterTag.new()
+        self.where = where
+        self.target = storage.to_storage_path(spec.target_uri(), spec.storage_conn_id, where=where)
+        self.tag = storage.WriterTag.new(task_try)
         self.records = 0
         self.parts: list[Part] = []
         self.manifest: dict[str, Any] = {}
         self.columns: dict[str, str] | None = None
+        self.fixes = DataFixes()  # repairs of the JSON Lines path; the spool counts its own
         self._staging: Any = None
         self._spool: RecordSpool | None = None
         self._encoder: PartEncoder | None = None
@@ -92,10 +113,18 @@ class RecordWriter:
     # -- records in -----------------------------------------------------------------------------------------
 
     def __enter__(self) -> RecordWriter:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self._staging = self.tag.temporary(self.target)
-        if self.spec.split:
-            self._staging.mkdir(parents=True, exist_ok=True)
+        with self._storage_step("create the folder of"):
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+        with self._storage_step("prepare"):
+            commit.recover(self.target)  # a commit a killed writer left half done: the target is whole again
+            if self.spec.split:
+                commit.owned_parts(self.target, self.where)  # a folder of someone else's: refused before any call
+            else:
+                commit.check_file_target(self.target, self.where)
+            storage.remove_stale_temporaries(self.target, own=self.tag)
+            self._staging = self.tag.temporary(self.target)
+            if self.spec.split:
+                self._staging.mkdir(parents=True, exist_ok=True)
         if self.spec.output_format != "jsonl":
             self._spool = RecordSpool()
         return self
@@ -123,7 +152,7 @@ class RecordWriter:
     # -- parts ----------------------------------------------------------------------------------------------
 
     def _jsonl(self, stream: CountingHasher) -> PartEncoder:
-        return JsonLinesEncoder(stream, self.spec.compression)
+        return JsonLinesEncoder(stream, self.spec.compression, fixes=self.fixes)
 
     def _encode(self, record: Any, make: Callable[[CountingHasher], PartEncoder]) -> None:
         if self._encoder is None:
@@ -141,7 +170,8 @@ class RecordWriter:
             self._part_path = self._staging / part_name(len(self.parts), self.spec.extension)
         else:
             self._part_path = self._staging
-        self._raw = self._part_path.open("wb")
+        with self._storage_step("write"):
+            self._raw = self._part_path.open("wb")
         self._counter = CountingHasher(self._raw)
         self._encoder = make(self._counter)
         self._part_records = 0
@@ -167,10 +197,13 @@ class RecordWriter:
         if not self.parts:  # no records: still one (empty) file, so the target exists and can be read
             self._open_part(make)
             self._close_part()
-        if self.spec.split:
-            storage.commit_folder(self._staging, self.target, self.tag)
-        else:
-            storage.commit_file(self._staging, self.target)
+        with self._storage_step("commit"):
+            if self.spec.split:
+                (self._staging / commit.SET_MARKER).write_text(self._set_marker())
+                commit.commit_folder(self._staging, self.target, self.tag, self.where)
+            else:
+                commit.check_file_target(self.target, self.where)
+                commit.commit_file(self._staging, self.target)
         storage.remove_stale_temporaries(self.target, own=self.tag)
         self.manifest = self._manifest()
 
@@ -179,14 +212,36 @@ class RecordWriter:
         schema = self._spool.schema
         self.columns = schema.describe()
         compression = self.spec.compression
+        overflow = schema.overflow_column
         if self.spec.output_format == "csv":
-            names = list(schema.columns)
-            return lambda stream: CsvEncoder(stream, compression, names)
+            names, escape = schema.kept(), self.spec.csv_escape_formulas
+            return lambda stream: CsvEncoder(stream, compression, names, overflow=overflow, escape_formulas=escape)
         from airflow_provider_schneider.outputs.parquet import ROW_GROUP_RECORDS, ParquetEncoder
 
         kinds = schema.final()
         rows_per_group = min(self.spec.max_records_per_file or ROW_GROUP_RECORDS, ROW_GROUP_RECORDS)
-        return lambda stream: ParquetEncoder(stream, compression, kinds, row_group_records=rows_per_group)
+        return lambda stream: ParquetEncoder(
+            stream, compression, kinds, overflow=overflow, row_group_records=rows_per_group
+        )
+
+    def _set_marker(self) -> str:
+        """What the committed folder says about itself: its parts, so a later commit replaces only those."""
+        parts = [
+            {"name": p.uri.rsplit("/", 1)[-1], "records": p.records, "bytes": p.bytes, "sha256": p.sha256}
+            for p in self.parts
+        ]
+        return commit.set_marker(parts, records=self.records, format=self.spec.format_label)
+
+    @contextlib.contextmanager
+    def _storage_step(self, what: str) -> Iterator[None]:
+        """A store's ``OSError`` as an error naming the task, the field and the URI (never a bare one)."""
+        try:
+            yield
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise SchneiderStorageError(
+                f"{self.where}: cannot {what} {self.target}: {type(exc).__name__}: {reason}"
+            ) from exc
 
     def _discard(self) -> None:
         with contextlib.suppress(Exception):
@@ -222,4 +277,15 @@ class RecordWriter:
         }
         if self.columns is not None:
             manifest["columns"] = self.columns
+        fixes = DataFixes()
+        fixes.add(self.fixes)
+        schema = None
+        if self._spool is not None:
+            fixes.add(self._spool.fixes)
+            schema = self._spool.schema
+        if fixes:  # values repaired into valid UTF-8 and strict JSON (docs/outputs.md, "Encodings")
+            manifest["data_fixes"] = fixes.as_dict()
+        if schema is not None and schema.overflow_column is not None:  # more names than MAX_COLUMNS: folded
+            manifest["overflow_column"] = schema.overflow_column
+            manifest["overflow_keys"] = schema.overflow_keys
         return manifest

@@ -1,0 +1,328 @@
+"""Outputs between runs, attacked: locations that try to leave their root, part sets that meet foreign files,
+commits killed half way, leftovers of earlier tries, target names with glob characters. Real files, real
+child processes killed with SIGKILL; no emulator and no Airflow process needed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_schneider.exceptions import SchneiderConfigError
+from airflow_provider_schneider.outputs import commit
+from airflow_provider_schneider.outputs.location import OutputLocationError, check_confined, static_root
+from airflow_provider_schneider.outputs.storage import TaskTry, WriterTag, to_storage_path
+from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
+from airflow_provider_schneider.sinks import part_uris, read_jsonl
+
+# -- confined locations ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "root"),
+    [
+        ("file:///data/base/{{ params.region }}", "file:///data/base/"),
+        ("file:///data/base-{{ params.region }}/x", "file:///data/"),
+        ("s3://bucket/team/{{ ds }}/{{ params.x }}", "s3://bucket/team/"),
+        ("s3://{{ params.bucket }}/x", ""),
+        ("{{ var.value.target }}", ""),
+        ("file:///data/plain.jsonl", None),
+    ],
+)
+def test_the_static_root_of_a_template_is_what_precedes_its_first_marker(template, root):
+    assert static_root(template) == root
+
+
+@pytest.mark.parametrize(
+    "rendered",
+    [
+        "file:///data/base/../victim",
+        "file:///data/base/%2e%2e/victim",
+        "file:///data/base/%2E%2e/victim",
+        "file:///data/base/%252e%252e/victim",  # encoded twice
+        "file:///data/base/..%2fvictim",  # a slash inside the segment once decoded
+        "file:///data/base/..\\victim",
+        "file:///data/base/./x",
+        "file:///data/base/x\x00y",
+        "file:///data/base/x%0Ay",
+    ],
+)
+def test_a_location_that_could_climb_out_is_refused(rendered):
+    with pytest.raises(OutputLocationError, match="pull: output_path") as caught:
+        check_confined(rendered, "file:///data/base/", "pull: output_path")
+    assert isinstance(caught.value, SchneiderConfigError)  # no retry: the input must change
+
+
+@pytest.mark.parametrize(
+    ("rendered", "root"),
+    [
+        ("file:///data/base-evil/x.jsonl", "file:///data/base/"),  # a sibling sharing the prefix
+        ("file:///data/x.jsonl", "file:///data/base/"),
+        ("s3://other-bucket/base/x.jsonl", "s3://bucket/base/"),
+        ("gs://bucket/base/x.jsonl", "s3://bucket/base/"),
+        ("file:///data/base/", "file:///data/base/"),  # the root itself is no output
+    ],
+)
+def test_a_location_outside_its_root_is_refused(rendered, root):
+    with pytest.raises(OutputLocationError, match="is not inside"):
+        check_confined(rendered, root, "pull: output_path")
+
+
+def test_a_location_inside_its_root_passes():
+    check_confined("file:///data/base/FR/x.jsonl", "file:///data/base/", "t")
+    check_confined("/data/base/FR/x.jsonl", "file:///data/base/", "t")  # a plain path is a local file
+    check_confined("s3://bucket/base/a%20b/x.jsonl", "s3://bucket/base/", "t")
+    check_confined("file:///data/base/v1..2/x.jsonl", None, "t")  # dots inside a name are no segment
+
+
+def test_a_secret_in_a_location_never_reaches_the_error():
+    with pytest.raises(OutputLocationError) as caught:
+        check_confined("s3://AKIAKEY:very-secret@bucket/../x", None, "t")
+    assert "very-secret" not in str(caught.value) and "***@" in str(caught.value)
+
+
+# -- part sets own only their files ------------------------------------------------------------------------------
+
+
+def write_set(uri: str, records: list[dict], per_file: int = 2, **kwargs) -> dict:
+    with RecordWriter(OutputSpec(uri, max_records_per_file=per_file), **kwargs) as writer:
+        for record in records:
+            writer.write(record)
+    return writer.manifest
+
+
+def rows(n: int, tag: str = "a") -> list[dict]:
+    return [{"id": i, "tag": tag} for i in range(n)]
+
+
+def test_a_set_replaces_only_its_own_parts_and_says_what_it_wrote(tmp_path):
+    target = tmp_path / "out"
+    first = write_set(f"file://{target}", rows(6))
+    marker = json.loads((target / commit.SET_MARKER).read_text())
+    assert [p["name"] for p in marker["parts"]] == ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]
+    assert [p["sha256"] for p in marker["parts"]] == [p["sha256"] for p in first["parts"]]
+
+    second = write_set(f"file://{target}", rows(3, "b"))  # shorter: no part of the longer set survives
+    assert sorted(p.name for p in target.iterdir()) == [commit.SET_MARKER, "part-00000.jsonl", "part-00001.jsonl"]
+    assert [r for uri in part_uris(second) for r in read_jsonl(uri)] == rows(3, "b")
+
+
+@pytest.mark.parametrize("foreign", ["keep.txt", "important/data.csv", ".hidden"])
+def test_a_folder_holding_foreign_files_is_refused_and_left_untouched(tmp_path, foreign):
+    target = tmp_path / "out"
+    write_set(f"file://{target}", rows(4))
+    planted = target / foreign
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_text("not ours")
+    before = sorted(str(p.relative_to(target)) for p in target.rglob("*"))
+
+    with pytest.raises(commit.OutputConflict, match=r"orders: output_path: the folder .* holds files this provider"):
+        write_set(f"file://{target}", rows(2, "b"), where="orders: output_path")
+
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == before
+    assert planted.read_text() == "not ours"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left beside it
+
+
+def test_a_folder_of_someone_else_is_refused_before_anything_is_written(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "thesis.docx").write_text("years of work")
+    writer = RecordWriter(OutputSpec(f"file://{victim}", max_records_per_file=5), where="t: output_path")
+    with pytest.raises(commit.OutputConflict):
+        writer.__enter__()  # the writer's start: the operator enters it before the first API call
+    assert [p.name for p in victim.iterdir()] == ["thesis.docx"]
+
+
+def test_a_legacy_set_without_marker_is_still_replaced(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    for i in range(3):
+        (target / f"part-{i:05d}.jsonl").write_text('{"old": true}\n')
+    write_set(f"file://{target}", rows(2))
+    assert sorted(p.name for p in target.iterdir()) == [commit.SET_MARKER, "part-00000.jsonl"]
+
+
+def test_a_file_output_never_replaces_a_folder(tmp_path):
+    folder = tmp_path / "x.jsonl"
+    folder.mkdir()
+    (folder / "a").write_text("kept")
+    with pytest.raises(commit.OutputConflict, match="is a folder"):
+        with RecordWriter(OutputSpec(f"file://{folder}")) as writer:
+            writer.write({"a": 1})
+    assert (folder / "a").read_text() == "kept"
+
+
+def test_a_symbolic_link_is_never_followed_into_a_folder(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "part-00000.jsonl").write_text("theirs\n")
+    (tmp_path / "out").symlink_to(elsewhere)
+    with pytest.raises(commit.OutputConflict, match="symbolic link"):
+        write_set(f"file://{tmp_path / 'out'}", rows(2))
+    assert (elsewhere / "part-00000.jsonl").read_text() == "theirs\n"
+
+
+# -- commits killed half way ------------------------------------------------------------------------------------
+
+KILLED_COMMIT = r"""
+import os, sys
+from airflow_provider_schneider.outputs import commit
+from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
+
+target, mode = sys.argv[1], sys.argv[2]
+real_rename, real_exchange = os.rename, commit.exchange
+
+def die():
+    os.kill(os.getpid(), 9)
+
+if mode == "between-renames":  # a filesystem without RENAME_EXCHANGE: two renames under a journal
+    commit.exchange = lambda a, b: False
+    def rename(src, dst):
+        real_rename(src, dst)
+        if src == target:  # the old set has just been moved aside
+            die()
+    os.rename = rename
+elif mode == "after-exchange":
+    def exchange(a, b):
+        done = real_exchange(a, b)
+        die()
+    commit.exchange = exchange
+
+with RecordWriter(OutputSpec("file://" + target, max_records_per_file=2)) as writer:
+    for i in range(5):
+        writer.write({"id": i, "tag": "new"})
+"""
+
+
+def killed_commit(tmp_path: Path, target: Path, mode: str) -> int:
+    script = tmp_path / "killed_commit.py"
+    script.write_text(textwrap.dedent(KILLED_COMMIT))
+    proc = subprocess.run([sys.executable, str(script), str(target), mode], capture_output=True, timeout=120)
+    return proc.returncode
+
+
+def set_records(target: Path) -> list[dict]:
+    marker = json.loads((target / commit.SET_MARKER).read_text())
+    return [r for p in marker["parts"] for r in read_jsonl(f"file://{target / p['name']}")]
+
+
+def test_a_kill_right_after_the_exchange_leaves_the_new_set_and_the_next_run_cleans_up(tmp_path):
+    target = tmp_path / "out"
+    write_set(f"file://{target}", rows(4, "old"))
+
+    assert killed_commit(tmp_path, target, "after-exchange") == -signal.SIGKILL
+
+    assert [r["tag"] for r in set_records(target)] == ["new"] * 5  # complete, the new set
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    assert len(leftovers) == 1  # the old set, under the dead writer's staging name
+    write_set(f"file://{target}", rows(3, "next"))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")] == []
+
+
+def test_a_kill_between_the_two_renames_is_undone_by_the_next_writer(tmp_path):
+    target = tmp_path / "out"
+    write_set(f"file://{target}", rows(4, "old"))
+
+    assert killed_commit(tmp_path, target, "between-renames") == -signal.SIGKILL
+    assert not target.exists()  # the one instant the fallback cannot avoid: it is journaled
+    assert commit.journal_of(to_storage_path(f"file://{target}")).exists()
+
+    # The next writer of the target starts by restoring the old set; if its own pull then fails, the old
+    # set is what stays (it used to be deleted by the next successful run's clean-up).
+    with pytest.raises(RuntimeError, match="the API broke"):
+        with RecordWriter(OutputSpec(f"file://{target}", max_records_per_file=2)):
+            assert [r["tag"] for r in set_records(target)] == ["old"] * 4
+            raise RuntimeError("the API broke")
+    assert [r["tag"] for r in set_records(target)] == ["old"] * 4
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")] == []
+
+    write_set(f"file://{target}", rows(3, "next"))
+    assert [r["tag"] for r in set_records(target)] == ["next"] * 3
+
+
+def test_an_interrupted_object_store_commit_is_finished_from_its_journal(tmp_path):
+    """The object-store path (copy part by part) on fsspec's in-memory store, killed after one copy."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    MemoryFileSystem.store.clear()
+    target = to_storage_path("memory://bucket/out")
+    write_set("memory://bucket/out", rows(6, "old"))
+    staged = target.parent / ".out.w-staged.partial"
+    staged.mkdir()
+    for i, name in enumerate(["part-00000.jsonl", "part-00001.jsonl"]):
+        (staged / name).write_text(json.dumps({"id": i, "tag": "new"}) + "\n")
+    (staged / commit.SET_MARKER).write_text(
+        commit.set_marker([{"name": "part-00000.jsonl"}, {"name": "part-00001.jsonl"}])
+    )
+    old = sorted(commit.owned_parts(target, "t"))
+    commit._write_journal(target, {"staged": staged.name, "new": ["part-00000.jsonl", "part-00001.jsonl"], "old": old})
+    (staged / "part-00000.jsonl").rename(target / "part-00000.jsonl")  # one copy done, then the writer died
+
+    commit.recover(target)
+
+    assert sorted(p.name for p in target.iterdir()) == [commit.SET_MARKER, "part-00000.jsonl", "part-00001.jsonl"]
+    assert [json.loads((target / n).read_text())["tag"] for n in ("part-00000.jsonl", "part-00001.jsonl")] == [
+        "new",
+        "new",
+    ]
+    assert not staged.exists() and not commit.journal_of(target).exists()
+
+
+# -- leftovers of earlier tries, names with glob characters -------------------------------------------------------
+
+
+def test_a_retry_on_another_host_removes_the_partials_of_earlier_tries(tmp_path):
+    target = tmp_path / "orders.jsonl"
+    other_host = WriterTag("other-host-0123abcd", 4242, 1, "00ff00ff", TaskTry("abcdef012345", 1))
+    not_mine = WriterTag("other-host-0123abcd", 4243, 1, "00ff00fe", TaskTry("999999999999", 1))
+    for tag in (other_host, not_mine):
+        tag.temporary(to_storage_path(f"file://{target}")).write_text("half a file")
+
+    with RecordWriter(OutputSpec(f"file://{target}"), task_try=TaskTry("abcdef012345", 2)) as writer:
+        writer.write({"a": 1})
+
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [f".orders.jsonl{not_mine.suffix}", "orders.jsonl"]  # another task's writer may be alive
+
+
+def test_target_names_with_glob_characters_are_cleaned_exactly(tmp_path):
+    target = tmp_path / "orders[1].jsonl"
+    dead = WriterTag("host-0123abcd", 999999, 1, "0a0b0c0d", TaskTry("abcdef012345", 1))
+    dead.temporary(to_storage_path(f"file://{target}")).write_text("half")
+    lookalike = tmp_path / ".orders1.jsonl.w-host-0123abcd-999999-1-0a0b0c0e.partial"  # [1] as a glob matches it
+    lookalike.write_text("someone else's")
+
+    with RecordWriter(OutputSpec(f"file://{target}"), task_try=TaskTry("abcdef012345", 2)) as writer:
+        writer.write({"a": 1})
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == [lookalike.name, "orders[1].jsonl"]
+
+
+# -- storage errors that say what and where ------------------------------------------------------------------------
+
+
+def test_an_unwritable_location_names_the_task_the_field_and_the_uri(tmp_path):
+    from airflow_provider_schneider.exceptions import SchneiderStorageError
+
+    with pytest.raises(SchneiderStorageError, match=r"pull: output_path: cannot create the folder of file:///proc/x"):
+        with RecordWriter(OutputSpec("file:///proc/x/orders.jsonl"), where="pull: output_path") as writer:
+            writer.write({"a": 1})
+
+
+def test_a_scheme_without_its_filesystem_names_what_to_install():
+    from airflow_provider_schneider.outputs.storage import MissingFilesystem
+
+    try:
+        import s3fs  # noqa: F401
+    except ImportError:
+        pass
+    else:  # pragma: no cover - the cluster venv has it
+        pytest.skip("s3fs is installed here")
+    with pytest.raises(MissingFilesystem, match=r"pull: output_base: no filesystem for s3:// .*amazon\[s3fs\]"):
+        to_storage_path("s3://bucket/x.jsonl", where="pull: output_base")
