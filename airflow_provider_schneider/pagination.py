@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 
 FetchPage = Callable[[int], Any]
 RaiseError = Callable[[str, int], Exception]
-#: Given page 1, how many leading pages the caller already holds (a resumed pull): 0 for none.
-HeldPages = Callable[["Page"], int]
+#: Given page 1 and a way to fetch (and check) any other page, how many leading pages the caller already
+#: holds (a resumed pull, which may re-read the last page it holds to prove nothing moved): 0 for none.
+HeldPages = Callable[["Page", Callable[[int], "Page"]], int]
 
 
 @dataclass(frozen=True)
@@ -146,13 +147,6 @@ def iter_pages(
     """
     first = counters.read(fetch(1), 1)
     last = last_page(first, max_pages, counters.error)
-    skip = held(first) if held is not None else 0
-    if skip < 1:
-        yield first
-    start = max(2, skip + 1)
-    if last < start:
-        return
-
     # Some gateways count pages from 0: compare echoes relative to page 1's, not to our own numbering.
     first_echo = _as_int(first.body["pagination"].get("pageNumber"))
     offset = 0 if first_echo is None else first_echo - 1
@@ -176,6 +170,13 @@ def iter_pages(
                 number,
             )
         return page
+
+    skip = min(held(first, checked), last) if held is not None else 0
+    if skip < 1:
+        yield first
+    start = max(2, skip + 1)
+    if last < start:
+        return
 
     for page in ordered_map(checked, range(start, last + 1), concurrency=max_concurrency):
         yield page

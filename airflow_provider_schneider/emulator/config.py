@@ -40,6 +40,7 @@ KNOBS = (
     "today",
     "profile",
     "required_scope",
+    "removed_orders",
 )
 
 
@@ -67,12 +68,17 @@ class EmulatorConfig:
     today: dt.date | None = None
     profile: str = "default"
     required_scope: str | None = None
+    #: Order numbers deleted since startup: listings skip them, so every later order moves up one place
+    #: (with ``orders_per_country`` raised by as many, the totals stay and every later page shifts).
+    removed_orders: tuple[str, ...] = ()
     verbose: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.today, str):
             object.__setattr__(self, "today", _parse_date("today", self.today))
         object.__setattr__(self, "path_substitutions", dict(self.path_substitutions or {}))
+        if isinstance(self.removed_orders, (list, tuple)):
+            object.__setattr__(self, "removed_orders", tuple(self.removed_orders))
         problems = list(_problems(self))
         if problems:
             raise ValueError("; ".join(problems))
@@ -89,6 +95,7 @@ class EmulatorConfig:
         out = dataclasses.asdict(self)
         out["today"] = self.today.isoformat() if self.today else None
         out["path_substitutions"] = dict(self.path_substitutions)
+        out["removed_orders"] = list(self.removed_orders)
         return out
 
 
@@ -141,6 +148,8 @@ def _problems(cfg: EmulatorConfig) -> list[str]:
         out.append("accept_api_key must be a boolean")
     if cfg.today is not None and not isinstance(cfg.today, dt.date):
         out.append("today must be null or YYYY-MM-DD")
+    if not isinstance(cfg.removed_orders, tuple) or not all(isinstance(n, str) for n in cfg.removed_orders):
+        out.append("removed_orders must be a list of order numbers")
     if cfg.required_scope is not None and (not isinstance(cfg.required_scope, str) or not cfg.required_scope):
         out.append("required_scope must be null or a non-empty string")
     return out

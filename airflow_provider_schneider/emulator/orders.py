@@ -60,9 +60,12 @@ def _filter(state: EmulatorState, req: Request, country: str) -> tuple[range, Bu
     if purchasers == set():  # an id outside the pool matches nothing
         total = 0
     indexes = data.order_indexes(country, prefix, total) if prefix is not None else range(total)
+    removed = set(state.config.removed_orders)
 
     def build(index: int) -> dict[str, object] | None:
         number = data.order_number(country, index)
+        if number in removed:
+            return None
         if wanted is not None or purchasers is not None:
             status, purchaser_id = data.order_status_and_purchaser(seed, country, index)
             if wanted is not None and overrides.get(number, status).lower() != wanted:
@@ -108,7 +111,7 @@ def _list_orders(state: EmulatorState, req: Request, max_page_size: int) -> Resp
     indexes, build = _filter(state, req, country)
     page = req.integer("page", 1, minimum=1)
     size = _page_size(state, req, max_page_size)
-    if req.first("order-status") is not None or req.first("purchaser-id") is not None:
+    if req.first("order-status") is not None or req.first("purchaser-id") is not None or state.config.removed_orders:
         return _scan(build, indexes, page, size)
     # every candidate matches: slice the page directly, O(page size) even for a million orders
     count = len(indexes)

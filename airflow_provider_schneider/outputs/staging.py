@@ -1,8 +1,11 @@
 """Staged chunks of a resumable pull: pages, in order, as gzip JSON Lines objects next to the target.
 
 A chunk is written under its writer's tagged temporary name and committed (atomically) under
-``.<target name>.resume-<task>-<first page>-<last page>-<random>.jsonl.gz``; its size, sha256 and record
-count are what a checkpoint records, and what a retry checks before it trusts the chunk.
+``.<target name>.resume-<task>-<first page>-<last page>-<random>.jsonl.gz``. Its first line says what it
+belongs to (the plan's fingerprint, the task instance, the run of tries, its first page); the records follow,
+encoded losslessly (a lone surrogate or a ``NaN`` reads back as it arrived: the output's own encoding
+decides what to do with them). Its size, sha256, record count and the digests of its first and last pages are
+what a checkpoint records, and what a retry checks before it trusts the chunk.
 """
 
 from __future__ import annotations
@@ -16,8 +19,40 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_schneider.outputs import storage
-from airflow_provider_schneider.outputs.encoders import CountingHasher, JsonLinesEncoder
+from airflow_provider_schneider.outputs import commit, storage
+from airflow_provider_schneider.outputs.encoders import CountingHasher, decode_lossless, encode_lossless
+
+#: The first line of a chunk names it so: ``{"schneider_chunk": 1, "fingerprint": ..., "task": ...}``.
+_HEADER_KEY = "schneider_chunk"
+
+
+def _digest(lines: list[bytes]) -> str:
+    digest = hashlib.sha256()
+    for line in lines:
+        digest.update(line)
+    return f"{len(lines)}:{digest.hexdigest()[:32]}"
+
+
+def page_digest(records: Iterable[Any]) -> str:
+    """What a page held: its record count and a digest of its records as staged (identity and content)."""
+    return _digest([encode_lossless(record) for record in records])
+
+
+@dataclass(frozen=True)
+class ChunkOwner:
+    """What a chunk belongs to: the plan (its fingerprint), the task instance and its run of tries."""
+
+    fingerprint: str
+    task: str
+    generation: int
+
+    def header(self, first: int) -> bytes:
+        fields = {_HEADER_KEY: 1, "fingerprint": self.fingerprint, "task": self.task, "generation": self.generation}
+        return (json.dumps({**fields, "first": first}, sort_keys=True) + "\n").encode()
+
+    def prefix(self, target: Any) -> str:
+        """The name every chunk of this task instance starts with (beside ``target``)."""
+        return f".{target.name}{storage.RESUME_INFIX}{self.task}-"
 
 
 @dataclass(frozen=True)
@@ -30,69 +65,100 @@ class Chunk:
     records: int
     bytes: int
     sha256: str
+    #: :func:`page_digest` of the chunk's first and of its last page.
+    first_page: str = ""
+    last_page: str = ""
+    #: The checkpoint's seal over every field above (see :mod:`airflow_provider_schneider.operators.resume`).
+    seal: str = ""
+
+
+def sealed_fields(chunk: Chunk) -> bytes:
+    """Every field of ``chunk`` but its seal, as the seal covers them."""
+    fields = (chunk.name, chunk.first, chunk.last, chunk.records, chunk.bytes, chunk.sha256)
+    return json.dumps([*fields, chunk.first_page, chunk.last_page]).encode()
 
 
 class ChunkWriter:
     """A chunk being written: gzip (level 1: staging wants speed) into a writer-tagged temporary."""
 
-    def __init__(self, target: Any, key: str, first: int, tag: storage.WriterTag, clock: Any):
-        self.target, self.key, self.first, self.last, self.clock = target, key, first, first, clock
+    def __init__(self, target: Any, owner: ChunkOwner, first: int, tag: storage.WriterTag, clock: Any):
+        self.target, self.owner, self.first, self.last, self.clock = target, owner, first, first, clock
         self.records = 0
+        self.first_page = self.last_page = ""
         self.started = clock()
-        self.temporary = target.parent / f".{target.name}{storage.RESUME_INFIX}{key}-{first:06d}{tag.suffix}"
+        self.temporary = target.parent / f"{owner.prefix(target)}{first:06d}{tag.suffix}"
         self._raw = self.temporary.open("wb")
         self._counter = CountingHasher(self._raw)
-        self._encoder = JsonLinesEncoder(self._counter, "gzip", level=1)
+        self._gzip = gzip.GzipFile(filename="", fileobj=self._counter, mode="wb", mtime=0, compresslevel=1)
+        self._gzip.write(owner.header(first))
 
     def age(self) -> float:
         return float(self.clock() - self.started)
 
     def write(self, number: int, records: list[Any]) -> None:
-        for record in records:
-            self._encoder.write(record)
-        self.records += len(records)
+        lines = [encode_lossless(record) for record in records]
+        self._gzip.write(b"".join(lines))
+        self.last_page = _digest(lines)
+        if number == self.first:
+            self.first_page = self.last_page
+        self.records += len(lines)
         self.last = number
 
     def commit(self) -> Chunk:
-        self._encoder.close()
+        self._gzip.close()
         self._counter.close()
         storage.sync_file(self._raw)
         self._raw.close()
-        pages = f"{self.first:06d}-{self.last:06d}"
-        name = f".{self.target.name}{storage.RESUME_INFIX}{self.key}-{pages}-{secrets.token_hex(4)}.jsonl.gz"
-        storage.commit_file(self.temporary, self.target.parent / name)
-        return Chunk(name, self.first, self.last, self.records, self._counter.bytes, self._counter.sha256.hexdigest())
+        name = f"{self.owner.prefix(self.target)}{self.first:06d}-{self.last:06d}-{secrets.token_hex(4)}.jsonl.gz"
+        commit.commit_file(self.temporary, self.target.parent / name)
+        digest = self._counter.sha256.hexdigest()
+        return Chunk(
+            name, self.first, self.last, self.records, self._counter.bytes, digest, self.first_page, self.last_page
+        )
 
     def discard(self) -> None:
+        with contextlib.suppress(Exception):
+            self._gzip.close()
         with contextlib.suppress(Exception):
             self._raw.close()
         with contextlib.suppress(Exception):
             storage.remove_tree(self.temporary)
 
 
-def problem_with(folder: Any, chunk: Chunk) -> str | None:
-    """Why ``chunk`` cannot be trusted (missing, another size, another sha256), or ``None``: one streaming
-    read, before a single record of it is used."""
+def problem_with(folder: Any, chunk: Chunk, owner: ChunkOwner) -> str | None:
+    """Why ``chunk`` cannot be trusted (missing, another size or sha256, made for another plan or task
+    instance), or ``None``: one streaming read, before a single record of it is used."""
     try:
         digest, size = hashlib.sha256(), 0
         with (folder / chunk.name).open("rb") as raw:
             while block := raw.read(1 << 20):
                 digest.update(block)
                 size += len(block)
+        header = _header(folder, chunk)
     except Exception as exc:  # noqa: BLE001 - a chunk that cannot be read is a reason, not a crash
         return f"{chunk.name} cannot be read ({type(exc).__name__})"
     if size != chunk.bytes or digest.hexdigest() != chunk.sha256:
         return f"{chunk.name} is not what was staged ({size} bytes)"
+    if header != json.loads(owner.header(chunk.first)):
+        return f"{chunk.name} was staged for another pull or task instance"
     return None
+
+
+def _header(folder: Any, chunk: Chunk) -> Any:
+    with (folder / chunk.name).open("rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as lines:
+        return json.loads(lines.readline())
 
 
 def read_chunk(folder: Any, chunk: Chunk) -> Iterator[Any]:
     """The records of a (checked) chunk; ``ValueError`` if they are not the number staged."""
     count = 0
     with (folder / chunk.name).open("rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as lines:
+        header = json.loads(lines.readline())
+        if not isinstance(header, dict) or header.get(_HEADER_KEY) != 1:
+            raise ValueError(f"{chunk.name} has no chunk header")
         for line in lines:
             count += 1
-            yield json.loads(line)
+            yield decode_lossless(line)
     if count != chunk.records:
         raise ValueError(f"{chunk.name} holds {count} records, {chunk.records} were staged")
 
@@ -103,12 +169,25 @@ def remove_chunks(folder: Any, chunks: Iterable[Chunk]) -> None:
             storage.remove_tree(folder / chunk.name)
 
 
-def chunk_from(value: Mapping[str, Any]) -> Chunk:
-    """A chunk as a checkpoint recorded it; ``ValueError`` for anything else (a name that is not a staged
-    chunk's is refused: removing it could touch another object)."""
+def remove_all_chunks(target: Any, owner: ChunkOwner, keep: Iterable[Chunk] = ()) -> int:
+    """Remove every chunk (and chunk temporary) this task instance staged beside ``target``, but ``keep``:
+    what earlier tries left and no checkpoint will adopt."""
+    prefix, kept = owner.prefix(target), {chunk.name for chunk in keep}
+    removed = 0
+    for path in list(storage.hidden_siblings(target)):
+        if path.name.startswith(prefix) and path.name not in kept:
+            with contextlib.suppress(Exception):
+                storage.remove_tree(path)
+                removed += 1
+    return removed
+
+
+def chunk_from(value: Mapping[str, Any], owner: ChunkOwner, target: Any) -> Chunk:
+    """A chunk as a checkpoint recorded it; ``ValueError`` for anything else: a name that is not one of this
+    task instance's chunks beside ``target`` is refused (removing it could touch another object)."""
     name = str(value["name"])
-    if "/" in name or "\\" in name or not name.startswith(".") or storage.RESUME_INFIX not in name:
-        raise ValueError(f"not a staged chunk name: {name!r}")
+    if "/" in name or "\\" in name or not name.startswith(owner.prefix(target)) or not name.endswith(".jsonl.gz"):
+        raise ValueError(f"not a staged chunk name of this task: {name!r}")
     return Chunk(
         name,
         int(value["first"]),
@@ -116,4 +195,7 @@ def chunk_from(value: Mapping[str, Any]) -> Chunk:
         int(value["records"]),
         int(value["bytes"]),
         str(value["sha256"]),
+        str(value["first_page"]),
+        str(value["last_page"]),
+        str(value["seal"]),
     )

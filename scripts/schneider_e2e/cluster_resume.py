@@ -94,13 +94,14 @@ def run_phase(run: Any) -> list[Check]:
     step = math.ceil(pages / 20)  # a chunk is complete every 5 % of the pages
     staged = (FAIL_AT - 1) // step * step
     second = served[firsts[1] :] if len(firsts) > 1 else []
-    wanted = [1, *range(staged + 1, pages + 1)]
+    # Page 1 (the totals), the last staged page again (proof that nothing moved), then the pages after it.
+    wanted = sorted([1, *([staged] if staged > 1 else []), *range(staged + 1, pages + 1)])
     checks.append(
         Check(
-            "resume: the retry fetched page 1 and the pages after the staged ones",
+            "resume: the retry fetched page 1, the boundary page and the pages after the staged ones",
             sorted(second) == wanted,  # pages after page 1 are fetched concurrently: any arrival order
             f"{pages} pages; try 1 served {len(served) - len(second)} (failed at {FAIL_AT}), try 2 served "
-            f"{len(second)} (pages 1, {staged + 1}-{pages}); a restart would serve {pages}",
+            f"{len(second)} (pages 1, {staged}, {staged + 1}-{pages}); a restart would serve {pages}",
         )
     )
 
