@@ -11,12 +11,18 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow < 3.2
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
 from airflow_provider_schneider.operators.orders import SchneiderOrderStatusOperator
 
 
 @dag(
     dag_id="schneider_order_status_daily",
-    schedule="@daily",
+    # Real data intervals (a plain cron string in Airflow 3 gives zero-length ones at the trigger time).
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=4,

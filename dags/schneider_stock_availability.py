@@ -12,6 +12,11 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow < 3.2
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
 from airflow_provider_schneider.operators.catalog import SchneiderProductCatalogOperator
 from airflow_provider_schneider.operators.products import (
     SchneiderProductAvailabilityOperator,
@@ -21,7 +26,8 @@ from airflow_provider_schneider.operators.products import (
 
 @dag(
     dag_id="schneider_stock_availability",
-    schedule="0 6 * * 1-5",
+    # Real data intervals (a plain cron string in Airflow 3 gives zero-length ones at the trigger time).
+    schedule=CronDataIntervalTimetable("0 6 * * 1-5", timezone="UTC"),
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
     params={

@@ -98,6 +98,7 @@ print(json.dumps({"added": added, "all": sorted(sys.modules)}))
         "airflow_provider_schneider.operators.output",  # stdlib: output arguments and default names
         "airflow_provider_schneider.outputs",
         "airflow_provider_schneider.outputs.formats",  # stdlib: the formats and their compressions
+        "airflow_provider_schneider.outputs.location",  # stdlib: where a rendered output may go
     }, ours
 
 
@@ -172,9 +173,10 @@ def test_order_status_pull_is_exact_ordered_and_stops_on_total_pages(emulator, s
 
 
 def test_pages_are_written_in_page_order_even_when_an_early_page_is_slow(emulator, schneider_conn, tmp_path):
-    """Page 2 answers last (0.4 s delay) while pages 3..6 are already in: the file is still in page order."""
-    emulator.configure(orders_per_country=600)
-    emulator.add_fault(target="api", kind="delay", delay_s=0.4, match_query={"page": "2"})
+    """Page 2 answers last (0.9 s delay) while pages 3..6 are already in: the file is still in page order.
+    Every call takes 0.3 s, so the overlap does not depend on how fast a loaded machine starts the threads."""
+    emulator.configure(orders_per_country=600, latency_ms=300)
+    emulator.add_fault(target="api", kind="delay", delay_s=0.9, match_query={"page": "2"})
     schneider_conn(max_concurrency=4)
     manifest = orders_op(tmp_path).execute(context())
     assert list(read_jsonl(manifest["uri"])) == expected_orders("FR", 600)

@@ -32,7 +32,12 @@ def test_order_status_daily_snapshot_is_exact_and_a_rerun_replaces_it(emulator, 
     assert first.succeeded, first.output[-3000:]
     [summary] = first.summaries
     file = local(summary["uri"])
-    assert file == data_root() / "schneider_order_status_daily/pull_orders/20261105T000000__20261105T000000.jsonl"
+    # The DAG's real daily intervals name the file; the templated country is part of the name (a run with
+    # another country writes another file).
+    assert (
+        file
+        == data_root() / "schneider_order_status_daily/pull_orders/20261104T000000__20261105T000000/country=DE.jsonl"
+    )
     records = list(read_jsonl(summary["uri"]))
     assert records == [data.order(SEED, "DE", i) for i in range(1234)]  # exact, ordered, no duplicates
     assert summary["orders"] == 1234 and summary["pages"] == 13 and summary["sha256"] == sha256(file)
@@ -61,7 +66,7 @@ def test_order_status_task_failing_mid_pull_keeps_the_interval_output(emulator, 
     byte for byte, and no temporary object is left."""
     emulator.configure(orders_per_country=1000)
     schneider_conn(retry_max_attempts=2, retry_backoff_initial=0.01, retry_backoff_max=0.02)
-    target = data_root() / "schneider_order_status_daily/pull_orders/20261104T000000__20261104T000000.jsonl"
+    target = data_root() / "schneider_order_status_daily/pull_orders/20261103T000000__20261104T000000/country=FR.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(b'{"previous":"output"}\n')
     emulator.add_fault(target="api", kind="status", status=500, times=-1, match_query={"page": "3"})
@@ -90,9 +95,12 @@ def test_catalog_delta_backfill_writes_one_exact_file_per_interval(emulator, run
         assert len(data.delta(SEED, day, TODAY, "all", 500)) > len(expected)  # the API sent more than the day
         files[day] = local(summary["uri"])
     first, second = files.values()
-    assert first.name == "20261104T000000__20261105T000000.jsonl.gz"
-    assert second.name == "20261105T000000__20261106T000000.jsonl.gz"
-    assert first.parent == second.parent and first.exists()  # the second interval did not touch the first
+    # Named by the interval; the change type comes from a param (another change type, another file), the
+    # dates from the interval alone (already in the name).
+    folder = data_root() / "schneider_product_catalog_delta/pull_catalog_delta"
+    assert first == folder / "20261104T000000__20261105T000000/change-type=all.jsonl.gz"
+    assert second == folder / "20261105T000000__20261106T000000/change-type=all.jsonl.gz"
+    assert first.exists()  # the second interval did not touch the first
 
 
 def test_stock_availability_maps_over_upstream_products(emulator, run_dag):

@@ -62,3 +62,11 @@ def as_date(value: Any, name: str) -> dt.date:
     if date is None:
         raise SchneiderConfigError(f"{name} must be a date (YYYY-MM-DD), got {str(value).strip()!r}")
     return date
+
+
+def max_age_seconds(value: Any, task_id: str) -> float:
+    """``resume_max_age`` (seconds or a ``timedelta``) as seconds; anything else is a configuration error."""
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+        raise SchneiderConfigError(f"{task_id}: resume_max_age must be seconds >= 0 or a timedelta, got {value!r}")
+    return float(seconds)

@@ -14,22 +14,35 @@ Airflow's OpenLineage listener asks for facets.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_schneider.exceptions import SchneiderResponseError
+from airflow_provider_schneider.operators.arguments import max_age_seconds
 from airflow_provider_schneider.operators.output import (
     OUTPUT_BASE_ENV,
     checked_output_options,
     collect_for_xcom,
     default_output_base,
     interval_key,
+    log_repairs,
     map_index_of,
     output_spec,
+    task_key,
+    try_number_of,
 )
-from airflow_provider_schneider.operators.pull import Call, ProgressLog, PullPlan, PullResult, PullStats, duration
+from airflow_provider_schneider.operators.pull import (
+    Call,
+    ProgressLog,
+    PullPlan,
+    PullResult,
+    PullStats,
+    end_line,
+    start_line,
+)
 from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
@@ -68,8 +81,13 @@ class SchneiderBaseOperator(BaseOperator):
         target is then a folder of ``part-00000<extension>``, ``part-00001...``.
     :param max_bytes_per_file: split once a part holds this many stored bytes (a part may overshoot by one
         record, or for parquet by one row group).
+    :param csv_escape_formulas: CSV only: a string cell or header starting with ``=``, ``+``, ``-``, ``@``, tab
+        or carriage return gets a leading ``'`` (OWASP's rule against formula injection in spreadsheets).
     :param resumable: a retry of a paginated pull continues after the pages its failed try staged (Airflow
-        >= 3.3, task state store). Default ``None``: on when the task has retries; ``False`` turns it off.
+        >= 3.3, task state store), once it has proved they still match the API. Default ``None``: on when the
+        task has retries; ``False`` turns it off.
+    :param resume_max_age: a checkpoint older than this (seconds or a ``timedelta``; default 12 hours) is
+        not resumed: the pull starts from page 1.
     :param storage_conn_id: Airflow connection for the object store (s3, gcs, ...), if needed.
     :param return_records: return the records themselves through XCom instead of writing a file, for small
         results only: more than ``max_xcom_records`` records or ``max_xcom_bytes`` of JSON fails the task
@@ -95,7 +113,9 @@ class SchneiderBaseOperator(BaseOperator):
         compression: str | None = None,
         max_records_per_file: int | None = None,
         max_bytes_per_file: int | None = None,
+        csv_escape_formulas: bool = False,
         resumable: bool | None = None,
+        resume_max_age: float | dt.timedelta = dt.timedelta(hours=12),
         storage_conn_id: str | None = None,
         return_records: bool = False,
         max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS,
@@ -110,7 +130,10 @@ class SchneiderBaseOperator(BaseOperator):
         # An explicit ``outlets``/``inlets`` (also ``[]``, also from default_args) wins over our defaults.
         self._outlets_given = "outlets" in given
         self._inlets_given = "inlets" in given
-        checked_output_options(self.task_id, output_format, compression, max_records_per_file, max_bytes_per_file)
+        checked_output_options(
+            self.task_id, output_format, compression, max_records_per_file, max_bytes_per_file, csv_escape_formulas
+        )
+        max_age_seconds(resume_max_age, self.task_id)
         self.schneider_conn_id = schneider_conn_id
         self.output_path = output_path
         self.output_base = output_base
@@ -118,7 +141,9 @@ class SchneiderBaseOperator(BaseOperator):
         self.compression = compression
         self.max_records_per_file = max_records_per_file
         self.max_bytes_per_file = max_bytes_per_file
+        self.csv_escape_formulas = csv_escape_formulas
         self.resumable = resumable
+        self.resume_max_age = resume_max_age
         self.storage_conn_id = storage_conn_id
         self.return_records = return_records
         self.max_xcom_records = max_xcom_records
@@ -128,6 +153,8 @@ class SchneiderBaseOperator(BaseOperator):
         self.retry_max_total_wait = retry_max_total_wait
         #: The last successful pull of this instance (OpenLineage reads it after ``execute``).
         self.last_pull: PullResult | None = None
+        #: The template fields as written, kept when Airflow renders them (see ``_do_render_template_fields``).
+        self.unrendered_fields: dict[str, Any] = {}
 
     # -- to implement -------------------------------------------------------------------------------------
 
@@ -265,6 +292,13 @@ class SchneiderBaseOperator(BaseOperator):
 
     # -- shared -------------------------------------------------------------------------------------------
 
+    def _do_render_template_fields(self, parent: Any, template_fields: Any, *args: Any, **kwargs: Any) -> None:
+        """Keep the template fields as written before Airflow renders them in place: the default output name
+        and the output root depend on which values came from a template (a run's conf is user input)."""
+        if parent is self:
+            self.unrendered_fields = {name: getattr(self, name, None) for name in template_fields}
+        super()._do_render_template_fields(parent, template_fields, *args, **kwargs)
+
     def get_hook(self) -> SchneiderHook:
         from airflow_provider_schneider.hooks.schneider import SchneiderHook
 
@@ -293,15 +327,16 @@ class SchneiderBaseOperator(BaseOperator):
         hook = self.get_hook()
         try:
             plan = self.prepare(context, hook)
-            self._log_start(plan)
+            self.log.info("%s", start_line(plan))
             stats = PullStats()
+            result: Any
             if self.return_records:
                 with contextlib.closing(self.iter_records(hook, plan, stats)) as records:
-                    result: Any = collect_for_xcom(records, self.task_id, self.max_xcom_records, self.max_xcom_bytes)
+                    result, output = collect_for_xcom(records, self.task_id, self.max_xcom_records, self.max_xcom_bytes)
                 stats.finish()
-                output = {"records": len(result), "format": "xcom", "fetched_at": _now()}
+                log_repairs(self.log, output)
                 manifest = self.build_manifest(plan, stats, context, output)
-                self._log_end("Pulled", plan, stats, manifest, "; returning them through XCom")
+                self.log.info("%s", end_line("Pulled", plan, stats, manifest, "; returning them through XCom"))
             else:
                 result = manifest = self._write(hook, plan, stats, context)
             self.last_pull = PullResult(plan, stats, manifest, hook.settings.api_base_url)
@@ -328,31 +363,6 @@ class SchneiderBaseOperator(BaseOperator):
             **self.manifest_facts(plan, stats),
         }
 
-    def _log_start(self, plan: PullPlan) -> None:
-        from airflow_provider_schneider.redaction import safe_params
-
-        what = f"{plan.resource}: " if plan.resource else ""
-        query = safe_params(dict(plan.query))
-        if plan.paginate:
-            shape = f", {plan.page_size} records per page"
-        else:
-            what += f"{len(plan.calls)} calls of " if len(plan.calls) != 1 else ""
-            shape = ""
-        self.log.info("Pulling %s%s %s, query %s%s", what, plan.method, plan.path, query, shape)
-
-    def _log_end(self, verb: str, plan: PullPlan, stats: PullStats, manifest: Mapping[str, Any], detail: str) -> None:
-        records = int(manifest["records"])
-        self.log.info(
-            "%s %s records from %d %s in %s (%s rec/s)%s",
-            verb,
-            f"{records:,}",
-            stats.pages,
-            plan.unit,
-            duration(stats.elapsed),
-            f"{stats.rate(records):,.0f}",
-            detail,
-        )
-
     def _write(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, context: Context) -> dict[str, Any]:
         from airflow_provider_schneider.operators.resume import resumable_pull, retry_follows
         from airflow_provider_schneider.outputs.writer import RecordWriter
@@ -362,8 +372,13 @@ class SchneiderBaseOperator(BaseOperator):
             from airflow_provider_schneider.outputs.parquet import require_pyarrow
 
             require_pyarrow(self.task_id)  # before any call, not after an hour of pulling
-        writer = RecordWriter(spec)
-        resume = resumable_pull(self, context, plan, writer.target)
+        from airflow_provider_schneider.outputs.storage import TaskTry
+
+        field = "output_path" if self.output_path else "output_base"
+        task_try = TaskTry(task_key(context), try_number_of(context))
+        writer = RecordWriter(spec, where=f"{self.task_id}: {field}", task_try=task_try)
+        secrets = hook.settings.secrets
+        resume = resumable_pull(self, context, plan, writer.target, secrets[0] if secrets else None)
         self.log.info("Pulling into %s (written atomically when the pull completes)", writer.target)
         try:
             with contextlib.closing(self.iter_records(hook, plan, stats, resume)) as records, writer:
@@ -380,13 +395,8 @@ class SchneiderBaseOperator(BaseOperator):
             if resume.adopted:
                 output["resumed"] = {"pages_staged": resume.adopted[-1].last, "pages_fetched": resume.pages_fetched}
         manifest = self.build_manifest(plan, stats, context, output)
+        log_repairs(self.log, manifest)
         parts = f"{len(manifest['parts'])} parts, " if spec.split else ""
         detail = f", {parts}{manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}, to {manifest['uri']}"
-        self._log_end("Wrote", plan, stats, manifest, detail)
+        self.log.info("%s", end_line("Wrote", plan, stats, manifest, detail))
         return manifest
-
-
-def _now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

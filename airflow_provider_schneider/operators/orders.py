@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators.api import SchneiderApiOperator
+from airflow_provider_schneider.operators.pull import PullPlan, PullStats
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_schneider.hooks.schneider import SchneiderHook
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _PURCHASER = re.compile(r"^(\d{5}|\d{10})$")
@@ -55,6 +62,23 @@ class SchneiderOrderStatusOperator(SchneiderApiOperator):
         return super().default_asset_from_kwargs(
             {**kwargs, "resource": resource, "path_params": {"country": kwargs.get("country")}}
         )
+
+    def prepare(self, context: Context, hook: SchneiderHook) -> PullPlan:
+        plan = super().prepare(context, hook)
+        end = context.get("data_interval_end")
+        if isinstance(end, dt.datetime) and dt.datetime.now(dt.timezone.utc) - end > dt.timedelta(days=1):
+            self.log.info(
+                "Order Status has no history: this run for the interval ending %s pulls the orders as they are now "
+                "(a snapshot; the manifest's snapshot_at says when)",
+                end.isoformat(),
+            )
+        return plan
+
+    def manifest_facts(self, plan: PullPlan, stats: PullStats) -> dict[str, Any]:
+        """Order Status has no history: a pull is a snapshot of the orders as they are when it runs, whatever
+        the data interval (a backfill of last month pulls today's orders)."""
+        at = dt.datetime.fromtimestamp(stats.started_at, dt.timezone.utc).isoformat(timespec="seconds")
+        return {**super().manifest_facts(plan, stats), "snapshot_at": at}
 
     def checked_params(self, query: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The API's documented input rules, checked after templating so a bad value fails before any call."""

@@ -1,12 +1,16 @@
 """Where an operator's records go: output options, the default location named by what a pull holds, and the
-one function that streams a pull into a :class:`~airflow_provider_schneider.outputs.writer.RecordWriter`.
+checks that keep a rendered location inside its root.
 
-Default location: ``{output_base}/{dag_id}/{task_id}/{data interval}`` plus, for a mapped task, one
-``name=value`` segment per mapped argument (``.../country=FR.jsonl``; ``map_<i>`` only when the mapped values
-cannot be read). A name depends only on the interval and the values, so ``airflow dags test`` and a scheduler
-run of one interval write the same object, and reordering an ``.expand()`` list moves no data.
+Default location: ``{output_base}/{dag_id}/{task_id}/{data interval}`` plus one ``name=value`` segment per
+mapped argument (``.../country=FR.jsonl``; ``map_<i>`` only when the mapped values cannot be read) and per
+request value that came from a template (``country="{{ params.country }}"`` rendered as ``DE`` adds
+``country=DE``), so two different requests never share a default target. A template that reads nothing but
+the data interval (``{{ data_interval_start | ds }}``) adds nothing: the interval is already in the name. A
+name depends only on the interval and the values, so ``airflow dags test`` and a scheduler run of one
+interval write the same object, and reordering an ``.expand()`` list moves no data.
 
-Stdlib only at import time: DAG files import the operators, which import this module.
+Stdlib only at import time (Jinja, which Airflow's DAG files load anyway, when a template is inspected): DAG
+files import the operators, which import this module.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from urllib.parse import quote
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.outputs.formats import check_output_options
+from airflow_provider_schneider.outputs.location import check_confined, is_templated, static_root
 
 if TYPE_CHECKING:
     from airflow_provider_schneider.outputs.writer import OutputSpec
@@ -28,14 +33,23 @@ if TYPE_CHECKING:
 OUTPUT_BASE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE"
 #: A mapped value longer than this (as text) is named by a short hash of its JSON instead.
 MAX_SEGMENT_VALUE = 64
+#: Template fields that say where the output goes, not what is pulled.
+LOCATION_FIELDS = ("output_path", "output_base", "path_substitutions")
+#: Template variables fixed by the data interval, which the default name already holds.
+INTERVAL_VARIABLES = frozenset({"data_interval_start", "data_interval_end", "macros"})
 
 
 def checked_output_options(
-    task_id: str, output_format: str, compression: str | None, max_records: Any, max_bytes: Any
+    task_id: str,
+    output_format: str,
+    compression: str | None,
+    max_records: Any,
+    max_bytes: Any,
+    csv_escape_formulas: Any = False,
 ) -> None:
     """The operator's output arguments, checked when the DAG is parsed (the error names the task)."""
     try:
-        check_output_options(output_format, compression, max_records, max_bytes)
+        check_output_options(output_format, compression, max_records, max_bytes, csv_escape_formulas)
     except ValueError as exc:
         raise SchneiderConfigError(f"{task_id}: {exc}") from None
 
@@ -55,6 +69,18 @@ def interval_key(context: Mapping[str, Any]) -> str:
     if start is not None and end is not None:
         return f"{start:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(context.get("run_id") or "manual"))
+
+
+def task_key(context: Mapping[str, Any]) -> str:
+    """A short hash of the task instance (dag, run, task, map index): the same for all its tries."""
+    ti = context.get("ti")
+    parts = [getattr(ti, name, None) for name in ("dag_id", "run_id", "task_id", "map_index")]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:12]
+
+
+def try_number_of(context: Mapping[str, Any]) -> int:
+    number = getattr(context.get("ti"), "try_number", None)
+    return number if isinstance(number, int) else 0
 
 
 def map_index_of(context: Mapping[str, Any]) -> int:
@@ -127,9 +153,65 @@ def mapped_segments(arguments: Mapping[str, Any]) -> list[str]:
     return segments
 
 
+def _reads_only_the_interval(template: Any, env: Any) -> bool:
+    """A template whose every variable is fixed by the data interval (walks containers; a template that does
+    not compile in the task's Jinja environment counts as reading more)."""
+    if isinstance(template, Mapping):
+        return all(_reads_only_the_interval(v, env) for v in template.values())
+    if isinstance(template, (list, tuple)):
+        return all(_reads_only_the_interval(v, env) for v in template)
+    if not is_templated(template):
+        return True
+    import jinja2
+    from jinja2 import meta
+
+    try:
+        variables = meta.find_undeclared_variables(env.parse(template))
+    except jinja2.TemplateError:
+        return False
+    return variables <= INTERVAL_VARIABLES
+
+
+def templated_arguments(task: Any) -> dict[str, Any]:
+    """The request values of ``task`` a template decided in this run: template field -> rendered value (for a
+    mapping, only its items that came from a template). Empty when nothing was rendered."""
+    unrendered: Mapping[str, Any] = getattr(task, "unrendered_fields", None) or {}
+    if not unrendered:
+        return {}
+    env = task.get_template_env()  # Airflow's filters (``ds``...) and the DAG's own macros
+    out: dict[str, Any] = {}
+    for name, before in unrendered.items():
+        if name in LOCATION_FIELDS:
+            continue
+        after = getattr(task, name, None)
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            changed = {
+                key: value
+                for key, value in after.items()
+                if key not in before or (before[key] != value and not _reads_only_the_interval(before[key], env))
+            }
+            if changed:
+                out[name] = changed
+        elif before != after and not _reads_only_the_interval(before, env):
+            out[name] = after
+    return out
+
+
+def _root(task: Any, field: str, rendered: str) -> str | None:
+    """Where ``field`` must stay once rendered: the fixed part of its template; the default base when the
+    template decides the whole location; ``None`` when it was not templated."""
+    unrendered = (getattr(task, "unrendered_fields", None) or {}).get(field, rendered)
+    root = static_root(unrendered) if isinstance(unrendered, str) else ""
+    if root == "":
+        return default_output_base() + "/"
+    return root
+
+
 def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
     """Where and how ``task`` (a Schneider operator) writes in this ``execute``: its ``output_path`` (a
-    folder when it ends in ``/``), else the default location; ``key`` names the interval."""
+    folder when it ends in ``/``), else the default location; ``key`` names the interval. A location that
+    leaves its root is an :class:`~airflow_provider_schneider.outputs.location.OutputLocationError` here,
+    before any call."""
     import dataclasses
 
     from airflow_provider_schneider.outputs.writer import OutputSpec
@@ -141,13 +223,23 @@ def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
         task.max_records_per_file,
         task.max_bytes_per_file,
         task.storage_conn_id,
+        csv_escape_formulas=task.csv_escape_formulas,
     )
     map_index = map_index_of(context)
+    arguments: dict[str, Any] = {}
     segments: list[str] = []
     if map_index >= 0:
-        arguments = mapped_arguments(context, task)
-        segments = mapped_segments(arguments) if arguments else [f"map_{map_index}"]
+        mapped = mapped_arguments(context, task)
+        if mapped:
+            arguments.update(mapped)
+        else:
+            segments = [f"map_{map_index}"]
+    arguments.update(templated_arguments(task))
+    segments += mapped_segments(arguments) if arguments else []
     name = "/".join([key, *segments]) + ("" if how.split else how.extension)
+    base = str(task.output_base or default_output_base()).rstrip("/")
+    if task.output_base:
+        check_confined(base, _root(task, "output_base", base), f"{task.task_id}: output_base")
     if task.output_path:
         uri = str(task.output_path)
         if uri.endswith("/"):
@@ -159,21 +251,32 @@ def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
                 task.task_id,
                 uri,
             )
+        root = base + "/" if task.output_base else _root(task, "output_path", uri)
+        field = "output_path"
     else:
-        base = str(task.output_base or default_output_base()).rstrip("/")
-        uri = f"{base}/{task.dag_id}/{task.task_id}/{name}"
-    return dataclasses.replace(how, uri=uri)
+        uri, root, field = f"{base}/{task.dag_id}/{task.task_id}/{name}", base + "/", "output_base"
+    spec = dataclasses.replace(how, uri=uri)
+    check_confined(spec.target_uri(), root, f"{task.task_id}: {field}")
+    return spec
 
 
-def collect_for_xcom(records: Iterator[Any], task_id: str, max_records: int, max_bytes: int) -> list[Any]:
+def collect_for_xcom(
+    records: Iterator[Any], task_id: str, max_records: int, max_bytes: int
+) -> tuple[list[Any], dict[str, Any]]:
     """The small-result mode: every record in a list, refused beyond ``max_records`` or ``max_bytes`` of JSON
-    (XCom lives in the metadata database)."""
-    from airflow_provider_schneider.outputs.encoders import encode_record
+    (XCom lives in the metadata database), and the facts of the output for the manifest. Records are
+    repaired as a file's would be (a lone surrogate as U+FFFD, ``NaN``/``Infinity`` as null, counted in
+    ``data_fixes``): XCom is strict JSON."""
+    from datetime import datetime, timezone
 
+    from airflow_provider_schneider.outputs.encoders import DataFixes, encode_line
+
+    fixes = DataFixes()
     collected: list[Any] = []
     size = 0
-    for record in records:
-        size += len(encode_record(record))
+    for received in records:
+        line, record = encode_line(received, fixes)
+        size += len(line)
         if len(collected) >= max_records:
             limit = f"max_xcom_records={max_records} records"
         elif size > max_bytes:
@@ -186,4 +289,27 @@ def collect_for_xcom(records: Iterator[Any], task_id: str, max_records: int, max
             f"{len(collected) + 1}). XCom lives in the metadata database: write the records to storage "
             "(return_records=False, the default) and pass the manifest, or raise the limit deliberately"
         )
-    return collected
+    fetched_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    output: dict[str, Any] = {"records": len(collected), "format": "xcom", "fetched_at": fetched_at}
+    if fixes:
+        output["data_fixes"] = fixes.as_dict()
+    return collected, output
+
+
+def log_repairs(log: Any, manifest: Mapping[str, Any]) -> None:
+    """One WARNING when the output is not the records verbatim (docs/outputs.md, "Encodings")."""
+    fixes, folded = manifest.get("data_fixes"), manifest.get("overflow_keys")
+    if fixes:
+        log.warning(
+            "Repaired %s lone surrogate(s) (now U+FFFD) and %s NaN/Infinity value(s) (now null) so the output is "
+            "valid UTF-8 and strict JSON; counted in the manifest's data_fixes",
+            fixes.get("lone_surrogates", 0),
+            fixes.get("non_finite_numbers", 0),
+        )
+    if folded:
+        log.warning(
+            "The records have more distinct top-level fields than the column cap: %s rare field value(s) went, as "
+            "JSON text, into the column %r (manifest: overflow_keys)",
+            folded,
+            manifest.get("overflow_column"),
+        )

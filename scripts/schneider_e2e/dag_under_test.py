@@ -44,13 +44,18 @@ def run_interval(run: Mapping[str, Any]) -> tuple[dt.datetime, dt.datetime]:
     return dt.datetime.fromisoformat(run["data_interval_start"]), dt.datetime.fromisoformat(run["data_interval_end"])
 
 
-def interval_stem(run: Mapping[str, Any]) -> str:
-    """The operator's default output name for a run's data interval (operators/base.py ``interval_key``).
+#: The value each example DAG takes from a param (its default: the backfills pass no conf), which the default
+#: output name carries as a ``name=value`` segment after the interval (operators/output.py).
+TEMPLATED_SEGMENT = {"pull_catalog_delta": "change-type=all", "pull_orders": f"country={COUNTRY}"}
+
+
+def interval_stem(run: Mapping[str, Any], spec: BackfillSpec) -> str:
+    """The operator's default output name for a run's data interval, relative to the task's folder.
 
     Without a compression suffix: the example DAGs may write ``.jsonl`` or ``.jsonl.gz``.
     """
     start, end = run_interval(run)
-    return f"{start:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}.jsonl"
+    return f"{start:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}/{TEMPLATED_SEGMENT[spec.pull_task]}.jsonl"
 
 
 def read_records(path: Path) -> list[Any]:

@@ -157,14 +157,14 @@ def check_outputs(
 ) -> None:
     for spec in specs:
         folder = home / "schneider_data" / spec.dag_id / spec.pull_task
-        present = {p.name: p for p in folder.iterdir()} if folder.is_dir() else {}
+        present = {str(p.relative_to(folder)): p for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else {}
         wanted: dict[str, tuple[dt.date, dt.date]] = {}
         for run in runs[spec.dag_id]:
             start, end = run_interval(run)
-            wanted[interval_stem(run)] = (start.date(), end.date())
+            wanted[interval_stem(run, spec)] = (start.date(), end.date())
         files = {stem: present.get(stem) or present.get(stem + ".gz") for stem in wanted}
         found = {stem: path for stem, path in files.items() if path is not None}
-        extra = sorted(set(present) - {path.name for path in found.values()})
+        extra = sorted(set(present) - {str(path.relative_to(folder)) for path in found.values()})
         missing = sorted(stem for stem in wanted if stem not in found)
         result.check(
             f"{spec.dag_id} one file per interval",
@@ -179,17 +179,17 @@ def check_outputs(
             rows = read_records(path)
             records += len(rows)
             if rows != expected_records(opts, spec, wanted[stem], emulator_config):
-                mismatched.append(path.name)
+                mismatched.append(stem)
             keys = [record_key(spec, r) for r in rows]
             if len(keys) != len(set(keys)):
-                duplicates.append(path.name)
+                duplicates.append(stem)
             if spec.pull_task == "pull_catalog_delta":
                 for key in keys:  # a change belongs to exactly one interval
                     if key in seen_across:
-                        duplicates.append(f"{key} in {seen_across[key]} and {path.name}")
-                    seen_across[key] = path.name
+                        duplicates.append(f"{key} in {seen_across[key]} and {stem}")
+                    seen_across[key] = stem
             if path.stat().st_mtime < started:
-                stale.append(path.name)
+                stale.append(stem)
             result.files[str(path.relative_to(home))] = sha256(path)
         result.records += records
         compared = len(found)
