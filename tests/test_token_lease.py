@@ -14,14 +14,12 @@ import os
 import secrets
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from airflow_provider_schneider import token_cache, token_tiers
 from airflow_provider_schneider.auth import Token
-from airflow_provider_schneider.settings import settings_from_connection
 from airflow_provider_schneider.token_cache import TokenManager, token_id
 from airflow_provider_schneider.token_lease import (
     LEASE_ENV,
@@ -31,6 +29,7 @@ from airflow_provider_schneider.token_lease import (
     lease_enabled,
     settle_delay,
 )
+from tests.token_support import settings_for
 
 #: Version-agnostic (the hook and its transport, or a fake store): the lowest-version run skips it.
 pytestmark = pytest.mark.latest_only
@@ -114,20 +113,6 @@ class Endpoint:
     @property
     def requests(self) -> int:
         return len(self.log.read_text().splitlines()) if self.log.exists() else 0
-
-
-def settings_for(cache_dir: Path, **extra: Any):
-    extra = {"token_cache_dir": str(cache_dir), "token_leeway": 5, **extra}
-    conn = SimpleNamespace(
-        conn_id="schneider_default",
-        host="http://127.0.0.1:9",
-        login="demo-client",
-        password="demo-secret",
-        port=None,
-        schema=None,
-        extra_dejson=extra,
-    )
-    return settings_from_connection(conn)
 
 
 def _host(cache_dir: str, endpoint: Endpoint, start: Any, results: Any, extra: dict[str, Any]) -> None:

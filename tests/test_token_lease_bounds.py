@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from airflow_provider_schneider import token_cache
 from airflow_provider_schneider.auth import Token
-from airflow_provider_schneider.settings import settings_from_connection
 from airflow_provider_schneider.token_cache import TokenManager
 from airflow_provider_schneider.token_lease import (
     LEASE_ENV,
@@ -28,7 +26,7 @@ from airflow_provider_schneider.token_lease import (
     ClusterLease,
     LeaseRecord,
 )
-from tests.token_support import FakeClock, FakeVariableApi, use_fake_variables
+from tests.token_support import FakeClock, FakeVariableApi, settings_for, use_fake_variables
 
 FORGED = json.dumps({"holder": "x", "until": 1e12})  # "a holder until year 33658"
 
@@ -73,20 +71,9 @@ def host(tmp_path, monkeypatch):
     def make(latency: float = 0.0, **extra: Any):
         clock = FakeClock()
         api = use_fake_variables(monkeypatch, FakeVariableApi(clock, latency))
-        extra = {"token_cache_dir": str(tmp_path / "host"), "token_leeway": 5, "token_cluster_settle": 0.5, **extra}
-        conn = SimpleNamespace(
-            conn_id="schneider_default",
-            host="http://127.0.0.1:9",
-            login="demo-client",
-            password="demo-secret",
-            port=None,
-            schema=None,
-            extra_dejson=extra,
-        )
+        settings = settings_for(tmp_path / "host", **{"token_cluster_settle": 0.5, **extra})
         endpoint = Endpoint(clock)
-        manager = TokenManager(
-            settings_from_connection(conn), endpoint, clock=clock.time, sleep=clock.sleep, monotonic=clock.monotonic
-        )
+        manager = TokenManager(settings, endpoint, clock=clock.time, sleep=clock.sleep, monotonic=clock.monotonic)
         return manager, api, endpoint, clock
 
     yield make

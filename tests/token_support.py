@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
@@ -283,3 +284,20 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def settings_for(cache_dir: Path, **extra: Any) -> Any:
+    """Settings of a ``schneider_default`` connection with a host cache in ``cache_dir`` (no Airflow needed)."""
+    from airflow_provider_schneider.settings import settings_from_connection
+
+    extra = {"token_cache_dir": str(cache_dir), "token_leeway": 5, **extra}
+    conn = SimpleNamespace(
+        conn_id="schneider_default",
+        host="http://127.0.0.1:9",
+        login="demo-client",
+        password="demo-secret",
+        port=None,
+        schema=None,
+        extra_dejson=extra,
+    )
+    return settings_from_connection(conn)
