@@ -5,6 +5,7 @@ child processes killed with SIGKILL; no emulator and no Airflow process needed."
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -253,7 +254,7 @@ def test_an_interrupted_object_store_commit_is_finished_from_its_journal(tmp_pat
     MemoryFileSystem.store.clear()
     target = to_storage_path("memory://bucket/out")
     write_set("memory://bucket/out", rows(6, "old"))
-    staged = target.parent / ".out.w-staged.partial"
+    staged = WriterTag.new().temporary(target)
     staged.mkdir()
     for i, name in enumerate(["part-00000.jsonl", "part-00001.jsonl"]):
         (staged / name).write_text(json.dumps({"id": i, "tag": "new"}) + "\n")
@@ -326,3 +327,216 @@ def test_a_scheme_without_its_filesystem_names_what_to_install():
         pytest.skip("s3fs is installed here")
     with pytest.raises(MissingFilesystem, match=r"pull: output_base: no filesystem for s3:// .*amazon\[s3fs\]"):
         to_storage_path("s3://bucket/x.jsonl", where="pull: output_base")
+
+
+# -- review findings: what a run can still decide, forged control files ------------------------------------------
+
+
+def order_op(**kwargs):
+    from airflow_provider_schneider.operators import SchneiderOrderStatusOperator
+
+    return SchneiderOrderStatusOperator(task_id="pull", country="FR", **kwargs)
+
+
+def spec_of(op, unrendered: dict, context: dict | None = None):
+    """``output_spec`` as it runs after Airflow rendered ``op``: ``unrendered`` is what the DAG file said."""
+    from airflow_provider_schneider.operators.output import output_spec
+    from tests.operators_support import context as task_context
+
+    op.unrendered_fields = {name: getattr(op, name) for name in op.template_fields} | unrendered
+    return output_spec(op, context or task_context(), "20261104T000000__20261105T000000")
+
+
+def test_a_literal_output_path_outside_a_given_output_base_is_the_authors_choice(tmp_path):
+    op = order_op(output_path=f"file://{tmp_path}/exports/orders.jsonl", output_base=f"file://{tmp_path}/data")
+    assert spec_of(op, {}).uri == f"file://{tmp_path}/exports/orders.jsonl"
+
+
+def test_a_path_decided_by_the_run_stays_in_the_dags_own_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE", f"file://{tmp_path}/data")
+    inside = order_op(output_path=f"file://{tmp_path}/data/adhoc_airflow/x.jsonl")  # a task outside a DAG
+    assert inside.dag_id == "adhoc_airflow"
+    assert spec_of(inside, {"output_path": "{{ params.target }}"}).uri.endswith("/data/adhoc_airflow/x.jsonl")
+    other_dag = order_op(output_path=f"file://{tmp_path}/data/other_dag/other_task/20261104.jsonl")
+    with pytest.raises(OutputLocationError, match="is not inside"):
+        spec_of(other_dag, {"output_path": "{{ params.target }}"})
+    upstream = order_op(output_path="file:///etc/cron.d/evil")  # an upstream XCom (not a string) decided it
+    with pytest.raises(OutputLocationError, match="is not inside"):
+        spec_of(upstream, {"output_path": object()})
+
+
+@pytest.mark.parametrize("name", [".out.jsonl.commit-journal.json", "_schneider_set.json", "%2Ehidden"])
+def test_a_rendered_location_cannot_name_the_providers_own_files(tmp_path, name):
+    op = order_op(output_path=f"file://{tmp_path}/base/{name}")
+    with pytest.raises(OutputLocationError, match="a name the provider keeps for itself"):
+        spec_of(op, {"output_path": f"file://{tmp_path}/base/{{{{ params.name }}}}"})
+
+
+def test_request_values_from_an_upstream_xcom_or_a_non_interval_macro_name_the_output(tmp_path):
+    op = order_op(output_base=f"file://{tmp_path}/data")
+    op.path_params = {"country": "DE"}  # rendered from an upstream task's XCom
+    assert spec_of(op, {"path_params": {"country": object()}}).uri.endswith("/country=DE.jsonl")
+    op = order_op(output_base=f"file://{tmp_path}/data", query={"order-number": "FR1234"})
+    assert spec_of(op, {"query": {"order-number": "{{ macros.uuid.uuid4() }}"}}).uri.endswith(
+        "/order-number=FR1234.jsonl"
+    )
+    op = order_op(output_base=f"file://{tmp_path}/data")
+    plain = spec_of(op, {"path_params": {"country": "{{ data_interval_start.strftime('FR') }}"}})
+    assert plain.uri.endswith("/20261104T000000__20261105T000000.jsonl")  # the interval alone: no segment
+
+
+def test_a_readable_value_never_takes_the_name_of_a_hashed_one():
+    from airflow_provider_schneider.operators.output import mapped_segments
+
+    [hashed] = mapped_segments({"product_references": ["ABC1", "ABC2"]})
+    forged = hashed.split("=", 1)[1]
+    assert mapped_segments({"product_references": forged}) != [hashed]
+
+
+def test_run_ids_that_read_alike_get_their_own_names():
+    from airflow_provider_schneider.operators.output import interval_key
+
+    keys = {interval_key({"run_id": run_id}) for run_id in ("a:b", "a+b", "a~b", "a_b")}
+    assert len(keys) == 4 and "a_b" in keys
+
+
+def test_a_siblings_leftovers_are_never_taken_for_the_targets_own(tmp_path):
+    from airflow_provider_schneider.outputs.storage import hidden_siblings
+
+    for name in (
+        ".a.w-host-0123abcd-1-1-0a0b0c0d.partial",
+        ".a.b.w-host-0123abcd-1-1-0a0b0c0d.partial",
+        ".a.b.replaced.w-host-0123abcd-1-1-0a0b0c0d.partial",
+        ".a.notes.txt",
+    ):
+        (tmp_path / name).write_text("x")
+    assert [p.name for p in hidden_siblings(to_storage_path(f"file://{tmp_path}/a"))] == [
+        ".a.w-host-0123abcd-1-1-0a0b0c0d.partial"
+    ]
+
+
+def test_forged_control_files_cannot_make_a_commit_delete_or_rename_what_is_not_a_part(tmp_path):
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    # An object-store journal naming a file that is no part: the recovery leaves it.
+    MemoryFileSystem.store.clear()
+    target = to_storage_path("memory://bucket/set")
+    write_set("memory://bucket/set", rows(4))
+    (target / "important.csv").write_text("keep")
+    commit._write_journal(target, {"staged": ".set.w-x.partial", "new": [], "old": ["important.csv"]})
+    commit.recover(target)
+    assert (target / "important.csv").read_text() == "keep"
+    # A local journal pointing at a hidden folder that is no aside of ours: ignored.
+    local = tmp_path / "out"
+    foreign = tmp_path / ".out.secret-stuff"
+    foreign.mkdir()
+    (foreign / "f").write_text("theirs")
+    commit._write_journal(to_storage_path(f"file://{local}"), {"aside": foreign.name, "staged": foreign.name})
+    commit.recover(to_storage_path(f"file://{local}"))
+    assert not local.exists() and (foreign / "f").read_text() == "theirs"
+    # A marker that lists a file that is no part: no marker of ours, so the folder is refused, not emptied.
+    write_set(f"file://{local}", rows(2))
+    (local / "keep.txt").write_text("mine")
+    (local / commit.SET_MARKER).write_text(commit.set_marker([{"name": "part-00000.jsonl"}, {"name": "keep.txt"}]))
+    with pytest.raises(commit.OutputConflict):
+        write_set(f"file://{local}", rows(2, "b"))
+    assert (local / "keep.txt").read_text() == "mine"
+
+
+def test_a_commit_lock_from_the_future_is_no_lock(monkeypatch):
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    MemoryFileSystem.store.clear()
+    monkeypatch.setattr(commit, "COMMIT_LOCK_SETTLE", 0.01)
+    target = to_storage_path("memory://bucket/locked")
+    (target.parent / ".locked.commit-lock").write_text(json.dumps({"holder": "forged", "at": 1e12}))
+    write_set("memory://bucket/locked", rows(3))  # used to wait COMMIT_LOCK_WAIT (15 minutes), then fail
+    assert sorted(p.name for p in target.iterdir()) == [commit.SET_MARKER, "part-00000.jsonl", "part-00001.jsonl"]
+
+
+def test_a_commit_lock_held_forever_fails_the_commit_instead_of_hanging(tmp_path, monkeypatch):
+    import fcntl
+
+    from airflow_provider_schneider.exceptions import SchneiderStorageError
+
+    monkeypatch.setattr(commit, "COMMIT_LOCK_WAIT", 0.3)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)  # anyone who can read the folder can do this
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(SchneiderStorageError, match="held the commit lock"):
+            write_set(f"file://{tmp_path}/out", rows(3))
+    finally:
+        os.close(fd)
+
+
+def test_a_chunk_swapped_after_its_check_fails_the_read_back(tmp_path):
+    from airflow_provider_schneider.outputs.staging import ChunkOwner, ChunkWriter, problem_with, read_chunk
+
+    target = to_storage_path(f"file://{tmp_path}/t.jsonl")
+    owner = ChunkOwner("fp", "abcdef012345", 1)
+    chunks = []
+    for records in ([{"id": 1}, {"id": 2}], [{"id": "EVIL"}, {"id": "EVIL"}]):
+        writer = ChunkWriter(target, owner, 1, WriterTag.new(), lambda: 0.0)
+        writer.write(1, records)
+        chunks.append(writer.commit())
+    real, other = chunks
+    assert problem_with(target.parent, real, owner) is None
+    (tmp_path / real.name).write_bytes((tmp_path / other.name).read_bytes())  # swapped after the check
+    with pytest.raises(ValueError, match="changed since it was checked"):
+        list(read_chunk(target.parent, real))
+
+
+def test_uris_with_credentials_never_reach_an_error():
+    from airflow_provider_schneider.outputs.location import shown_uri
+    from airflow_provider_schneider.outputs.storage import MissingFilesystem
+
+    assert shown_uri("sftp://user:Sup3rS3cret@host/x and s3://AK:sk@b/y") == "sftp://***@host/x and s3://***@b/y"
+    try:
+        to_storage_path("sftp://user:Sup3rS3cret@host/x.jsonl", where="t: output_path")
+    except MissingFilesystem as exc:
+        assert "Sup3rS3cret" not in str(exc)
+
+
+def test_dots_encoded_any_number_of_times_are_refused():
+    segment = ".."
+    for _ in range(7):
+        segment = segment.replace("%", "%25").replace(".", "%2e")
+    with pytest.raises(OutputLocationError):
+        check_confined(f"file:///data/base/{segment}/victim", "file:///data/base/", "t")
+
+
+class DictStore:
+    """The task state store's three calls, kept in a dict (a fake of the project's own seam)."""
+
+    def __init__(self) -> None:
+        self.values: dict = {}
+
+    def get(self, key: str):
+        return self.values.get(key)
+
+    def set(self, key: str, value) -> None:
+        self.values[key] = json.loads(json.dumps(value))
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def test_an_edited_checkpoint_header_is_refused(tmp_path, caplog):
+    import logging
+
+    from airflow_provider_schneider.operators.resume import CHECKPOINT_KEY, Checkpoint, ResumablePull, seal_key
+    from airflow_provider_schneider.outputs.staging import ChunkOwner
+
+    store, owner = DictStore(), ChunkOwner("fp", "abcdef012345", 1)
+    target = to_storage_path(f"file://{tmp_path}/t.jsonl")
+    log = logging.getLogger("resume-test")
+    pull = ResumablePull(store, target, owner, seal_key("secret"), log, max_age=3600)
+    pull._save(Checkpoint("fp", 1, 40, 1000, started_at=pull.started_at))
+    assert ResumablePull(store, target, owner, seal_key("secret"), log, max_age=3600).previous is not None
+    for edit in ({"saved_at": 4e9}, {"saved_at": 1.0}, {"total_pages": 41}):
+        store.values[CHECKPOINT_KEY] = {**store.values[CHECKPOINT_KEY], **edit}
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert ResumablePull(store, target, owner, seal_key("secret"), log, max_age=3600).previous is None
+        assert "does not carry this pull's seal" in caplog.text
+        pull._save(Checkpoint("fp", 1, 40, 1000, started_at=pull.started_at))  # a genuine one again

@@ -32,14 +32,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
-from airflow_provider_schneider.outputs.storage import WriterTag, is_local, remove_tree
+from airflow_provider_schneider.outputs.location import RESERVED_NAME, shown_uri
+from airflow_provider_schneider.outputs.storage import TAG_PATTERN, WriterTag, is_local, remove_tree
 
 log = logging.getLogger(__name__)
 
 #: The marker a committed part set carries (readers skip names starting with ``_``: pyarrow, Spark, Hive).
-SET_MARKER = "_schneider_set.json"
-#: Parts of a set written before the marker existed: a folder of only these is still ours to replace.
-_LEGACY_PART = re.compile(r"^part-\d{5}\.(jsonl|csv|parquet)(\.gz)?$")
+SET_MARKER = RESERVED_NAME
+#: The only names a part set has (a marker or a journal naming anything else is not ours).
+PART_NAME = re.compile(r"^part-\d{5}\.(jsonl|csv|parquet)(\.gz)?$")
+#: A marker is a list of part names: more than this is no marker of ours.
+MAX_MARKER_BYTES = 64 * 1024 * 1024
 JOURNAL_SUFFIX = ".commit-journal.json"
 
 #: Object-store set commits: the lock is confirmed by reading it back after this many seconds ...
@@ -71,18 +74,30 @@ def _marked_parts(text: str | None) -> set[str] | None:
         names = {str(p["name"]) for p in value["parts"]} if value.get("schneider_set") == 1 else None
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
-    if names is None or any("/" in n or n.startswith((".", "_")) for n in names):
-        return None
+    if names is None or not all(PART_NAME.match(n) for n in names):
+        return None  # a marker naming anything but parts was not written by a set of ours
     return names
 
 
 def _read_text(path: Any) -> str | None:
-    with contextlib.suppress(Exception):
+    """The text of a small control file (a marker, a journal); ``None`` when there is none or it is no text
+    of ours (too large, not UTF-8). A store that fails to answer raises (its ``OSError``): a transient
+    error must not pass for "no marker"."""
+    try:
         if is_local(path):
-            with open(path.path, encoding="utf-8") as handle:
-                return handle.read(1 << 22)
-        return str(path.read_text())
-    return None
+            with open(path.path, "rb") as handle:
+                data = handle.read(MAX_MARKER_BYTES + 1)
+        else:
+            with path.open("rb") as handle:
+                data = handle.read(MAX_MARKER_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    if len(data) > MAX_MARKER_BYTES:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _entries(folder: Any) -> list[tuple[str, bool]] | None:
@@ -102,10 +117,12 @@ def owned_parts(target: Any, where: str) -> set[str]:
     """The parts of the set at ``target`` (empty: no folder, or an empty one). Raises :class:`OutputConflict`
     when ``target`` is not a folder of one set of this provider; ``where`` names the task and field."""
     if is_local(target) and os.path.islink(target.path):
-        raise OutputConflict(f"{where}: {target} is a symbolic link; a part set is only written into a real folder")
+        raise OutputConflict(
+            f"{where}: {shown_uri(target)} is a symbolic link; a part set is only written into a real folder"
+        )
     is_file = os.path.lexists(target.path) and not os.path.isdir(target.path) if is_local(target) else target.is_file()
     if is_file:
-        raise OutputConflict(f"{where}: {target} is a file, but split output (parts) needs a folder")
+        raise OutputConflict(f"{where}: {shown_uri(target)} is a file, but split output (parts) needs a folder")
     entries = _entries(target)
     if not entries:
         return set()
@@ -114,12 +131,12 @@ def owned_parts(target: Any, where: str) -> set[str]:
     if listed is not None:
         foreign = sorted(name for name, folder in entries if folder or name not in listed | {SET_MARKER})
     else:
-        foreign = sorted(name for name, folder in entries if folder or not _LEGACY_PART.match(name))
+        foreign = sorted(name for name, folder in entries if folder or not PART_NAME.match(name))
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise OutputConflict(
-            f"{where}: the folder {target} holds files this provider did not write ({shown}); refusing to replace "
-            "it. Point output_path at a folder of its own, or move those files away"
+            f"{where}: the folder {shown_uri(target)} holds files this provider did not write ({shown}); refusing "
+            "to replace it. Point output_path at a folder of its own, or move those files away"
         )
     return names - {SET_MARKER}
 
@@ -134,7 +151,7 @@ def check_file_target(target: Any, where: str) -> None:
         except Exception:  # noqa: BLE001 - a store that cannot tell: the commit itself will say what is wrong
             is_folder = False
     if is_folder:
-        raise OutputConflict(f"{where}: {target} is a folder; a single-file output cannot replace it")
+        raise OutputConflict(f"{where}: {shown_uri(target)} is a folder; a single-file output cannot replace it")
 
 
 # -- files --------------------------------------------------------------------------------------------------------
@@ -174,16 +191,49 @@ def exchange(first: str, second: str) -> bool:
 
 @contextlib.contextmanager
 def _local_commit_lock(target: Any) -> Iterator[None]:
-    """Serialise set commits into one local folder across processes: ``flock`` on the parent directory
-    itself (no lock file left behind; a commit is one exchange, or two renames)."""
+    """Serialise set commits into one local folder across processes: ``flock`` on the parent directory itself
+    (nothing left behind), or, where a directory cannot be locked (NFS emulates ``flock`` with ``fcntl``
+    locks, which want a file open for writing), on ``.<name>.commit-lock``. Waits at most
+    :data:`COMMIT_LOCK_WAIT`: a process holding the lock forever (anyone who can read the folder could)
+    makes the commit fail, never hang."""
     import fcntl
 
     fd = os.open(os.path.dirname(target.path) or ".", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        try:
+            _flock_within(fd, COMMIT_LOCK_WAIT, target)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.ETIMEDOUT):
+                raise
+            os.close(fd)
+            lock_path = os.path.join(os.path.dirname(target.path) or ".", f".{target.name}.commit-lock")
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            _flock_within(fd, COMMIT_LOCK_WAIT, target)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _flock_within(fd: int, seconds: float, target: Any) -> None:
+    import fcntl
+
+    deadline = time.monotonic() + seconds
+    delay = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    errno.ETIMEDOUT,
+                    f"another process has held the commit lock of {shown_uri(target)} for over {seconds:.0f} s",
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
 
 def journal_of(target: Any) -> Any:
@@ -212,9 +262,14 @@ def _read_journal(target: Any) -> dict[str, Any] | None:
     return None
 
 
-def _sibling(target: Any, name: Any) -> Any | None:
-    """A journal's name of a sibling of ``target``, only if it is one of this target's hidden siblings."""
-    if not isinstance(name, str) or "/" in name or not name.startswith(f".{target.name}."):
+def _sibling(target: Any, name: Any, kind: str) -> Any | None:
+    """A sibling a journal names, only if it is this target's writer-tagged staging folder (``kind``
+    ``"staged"``) or aside (``"aside"``): a forged journal can point at nothing else."""
+    if not isinstance(name, str) or "/" in name:
+        return None
+    prefix = f".{target.name}." + ("replaced." if kind == "aside" else "")
+    rest = name[len(prefix) :] if name.startswith(prefix) else None
+    if rest is None or not TAG_PATTERN.fullmatch(rest):
         return None
     return target.parent / name
 
@@ -224,7 +279,7 @@ def _recover_local(target: Any) -> None:
     record = _read_journal(target)
     if record is None:
         return
-    aside, staged = _sibling(target, record.get("aside")), _sibling(target, record.get("staged"))
+    aside, staged = _sibling(target, record.get("aside"), "aside"), _sibling(target, record.get("staged"), "staged")
     if aside is not None and os.path.isdir(aside.path):
         if os.path.lexists(target.path):
             remove_tree(aside)  # the new set made it in: finish
@@ -233,8 +288,9 @@ def _recover_local(target: Any) -> None:
             log.warning("Restored %s: a commit of a new part set was interrupted between its two renames", target)
     if staged is not None and os.path.lexists(staged.path) and os.path.lexists(target.path):
         remove_tree(staged)  # the interrupted writer's staged set: it is gone, nobody will commit it
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(journal_of(target).path)
+    for leftover in (journal_of(target).path, f"{journal_of(target).path}.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(leftover)
 
 
 def _commit_local_folder(staged: Any, target: Any, tag: WriterTag, where: str) -> None:
@@ -282,7 +338,10 @@ def _object_store_commit_lock(target: Any, tag: WriterTag) -> Iterator[None]:
     deadline = time.monotonic() + COMMIT_LOCK_WAIT
     while True:
         holder = _read_lock(lock)
-        if holder is None or time.time() - float(holder["at"]) > COMMIT_LOCK_STALE:
+        now = time.time()
+        age = now - float(holder["at"]) if holder is not None else 0.0
+        # A lock older than COMMIT_LOCK_STALE is a dead writer's; one from the future was never a writer's.
+        if holder is None or age > COMMIT_LOCK_STALE or age < -COMMIT_LOCK_SETTLE * 4:
             lock.write_text(json.dumps({"holder": me, "at": time.time()}))
             time.sleep(COMMIT_LOCK_SETTLE)
             if (_read_lock(lock) or {}).get("holder") == me:
@@ -299,12 +358,13 @@ def _object_store_commit_lock(target: Any, tag: WriterTag) -> Iterator[None]:
 
 
 def _names(values: Any) -> list[str]:
-    return [v for v in values if isinstance(v, str) and "/" not in v and not v.startswith(".")] if values else []
+    """Part names of a journal: nothing but ``part-NNNNN.<ext>`` is ever copied or deleted for one."""
+    return [v for v in values if isinstance(v, str) and PART_NAME.match(v)] if isinstance(values, list) else []
 
 
 def _finish_object_store(target: Any, record: Mapping[str, Any]) -> None:
     """Run (or finish) the copy of a staged set into ``target`` as ``record`` (a journal) describes it."""
-    staged = _sibling(target, record.get("staged"))
+    staged = _sibling(target, record.get("staged"), "staged")
     new, old = _names(record.get("new")), _names(record.get("old"))
     if staged is not None:
         for name in [*new, SET_MARKER]:

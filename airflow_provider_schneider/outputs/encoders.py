@@ -53,17 +53,14 @@ class DataFixes:
 def encode_record(record: Any, fixes: DataFixes | None = None) -> bytes:
     """One JSON Lines line: compact, UTF-8, keys in the order the API sent them; strict JSON (repairs counted
     into ``fixes`` when given)."""
-    try:
-        return (_STRICT.encode(record) + "\n").encode("utf-8")
-    except ValueError:  # NaN/Infinity (allow_nan=False) or a surrogate (UnicodeEncodeError is a ValueError)
-        return (_STRICT.encode(repaired(record, DataFixes() if fixes is None else fixes)) + "\n").encode("utf-8")
+    return encode_line(record, DataFixes() if fixes is None else fixes)[0]
 
 
 def encode_line(record: Any, fixes: DataFixes) -> tuple[bytes, Any]:
     """:func:`encode_record`, and the record the line holds: ``record`` itself, or its repaired copy."""
     try:
         return (_STRICT.encode(record) + "\n").encode("utf-8"), record
-    except ValueError:
+    except ValueError:  # NaN/Infinity (allow_nan=False) or a surrogate (UnicodeEncodeError is a ValueError)
         clean = repaired(record, fixes)
         return (_STRICT.encode(clean) + "\n").encode("utf-8"), clean
 

@@ -2,8 +2,9 @@
 
 Templated values (``params``, a run's ``conf``, an upstream XCom) are user input: anyone allowed to trigger a
 DAG with conf chooses them. So a rendered location is checked before any call: no ``.`` or ``..`` segment
-(raw or percent-encoded, however often), no control character, and it stays inside its root (the static
-part of the template, or ``output_base``). Stdlib only: the operators import this at parse time.
+(raw or percent-encoded, however often), no control character, it stays inside its root (the static part
+of the template, ``output_base``, or the DAG's own folder), and below the root it names none of the
+provider's own files. Stdlib only: the operators import this at parse time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from urllib.parse import unquote
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 
 _TEMPLATE_START = re.compile(r"\{\{|\{%|\{#")
+#: The marker a part set carries (:data:`airflow_provider_schneider.outputs.commit.SET_MARKER`).
+RESERVED_NAME = "_schneider_set.json"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -51,17 +54,16 @@ def _parts(uri: str) -> tuple[str, str, list[str]]:
     return scheme, authority, [segment for segment in path.split("/") if segment]
 
 
-def _shown(uri: str) -> str:
-    """``uri`` fit for an error message: a ``user:secret@`` before the host is cut out."""
-    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", uri)
+def shown_uri(uri: object) -> str:
+    """``uri`` (or any text holding URIs) fit for a log line or an error message: every ``user:secret@``
+    before a host is cut out."""
+    return re.sub(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@", r"\1***@", str(uri))
 
 
 def _decoded(segment: str) -> str:
-    """A segment as a store may finally read it: percent-decoding applied until nothing changes."""
-    for _ in range(5):
-        decoded = unquote(segment)
-        if decoded == segment:
-            break
+    """A segment as a store may finally read it: percent-decoding applied until nothing changes (each round
+    that changes it makes it shorter, so this ends)."""
+    while (decoded := unquote(segment)) != segment:
         segment = decoded
     return segment
 
@@ -69,20 +71,21 @@ def _decoded(segment: str) -> str:
 def check_segments(uri: str, where: str) -> None:
     """Refuse a location with a ``.``/``..`` segment (also ``%2e%2e``, ``%252e``...) or a control character."""
     if _CONTROL.search(_decoded(uri)):
-        raise OutputLocationError(f"{where}: {_shown(uri)!r} holds a control character")
+        raise OutputLocationError(f"{where}: {shown_uri(uri)!r} holds a control character")
     _, authority, segments = _parts(uri)
     for segment in [authority, *segments]:
         decoded = _decoded(segment)
         if decoded in (".", "..") or any(part in (".", "..") for part in decoded.replace("\\", "/").split("/")):
             raise OutputLocationError(
-                f"{where}: {_shown(uri)!r} has a {decoded!r} segment, which could reach outside the output folder; "
+                f"{where}: {shown_uri(uri)!r} has a {decoded!r} segment, which could reach outside the output folder; "
                 "refusing it before any call (a templated value, e.g. from a run's conf?)"
             )
 
 
 def check_confined(uri: str, root: str | None, where: str) -> None:
     """``uri`` has no climbing segment and, given a ``root``, lies inside it (same scheme, authority and
-    leading segments)."""
+    leading segments) and names nothing of the provider's own below it: no hidden segment (temporaries,
+    journals, staged chunks) and no set marker."""
     check_segments(uri, where)
     if not root:
         return
@@ -92,6 +95,13 @@ def check_confined(uri: str, root: str | None, where: str) -> None:
     inside = (scheme, authority) == (root_scheme, root_authority) and segments[: len(root_segments)] == root_segments
     if not inside or len(segments) <= len(root_segments):
         raise OutputLocationError(
-            f"{where}: {_shown(uri)!r} is not inside {_shown(root)!r}; a rendered output location must stay "
+            f"{where}: {shown_uri(uri)!r} is not inside {shown_uri(root)!r}; a rendered output location must stay "
             "inside the fixed part of its template (or inside output_base)"
         )
+    for segment in segments[len(root_segments) :]:
+        decoded = _decoded(segment)
+        if decoded.startswith(".") or decoded == RESERVED_NAME:
+            raise OutputLocationError(
+                f"{where}: {shown_uri(uri)!r} names {decoded!r}, a name the provider keeps for itself (hidden "
+                "temporaries, journals, the set marker)"
+            )

@@ -149,16 +149,37 @@ def _header(folder: Any, chunk: Chunk) -> Any:
         return json.loads(lines.readline())
 
 
+class _Hashing:
+    """A binary reader that hashes and counts what passes through (the chunk as it is read back)."""
+
+    def __init__(self, raw: Any):
+        self.raw, self.size, self.digest = raw, 0, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.raw.read(size)
+        self.size += len(data)
+        self.digest.update(data)
+        return data
+
+
 def read_chunk(folder: Any, chunk: Chunk) -> Iterator[Any]:
-    """The records of a (checked) chunk; ``ValueError`` if they are not the number staged."""
+    """The records of a (checked) chunk; ``ValueError`` at its end if what was read back is not what was
+    staged (another size, sha256 or record count): a chunk swapped after :func:`problem_with` read it
+    fails the pull before the writer commits, never lands in the output."""
     count = 0
-    with (folder / chunk.name).open("rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as lines:
-        header = json.loads(lines.readline())
-        if not isinstance(header, dict) or header.get(_HEADER_KEY) != 1:
-            raise ValueError(f"{chunk.name} has no chunk header")
-        for line in lines:
-            count += 1
-            yield decode_lossless(line)
+    with (folder / chunk.name).open("rb") as raw:
+        hashing = _Hashing(raw)
+        with gzip.GzipFile(fileobj=hashing, mode="rb") as lines:  # type: ignore[call-overload]
+            header = json.loads(lines.readline())
+            if not isinstance(header, dict) or header.get(_HEADER_KEY) != 1:
+                raise ValueError(f"{chunk.name} has no chunk header")
+            for line in lines:
+                count += 1
+                yield decode_lossless(line)
+        while hashing.read(1 << 16):  # anything after the gzip stream counts too
+            pass
+    if (hashing.size, hashing.digest.hexdigest()) != (chunk.bytes, chunk.sha256):
+        raise ValueError(f"{chunk.name} changed since it was checked ({hashing.size} bytes read back)")
     if count != chunk.records:
         raise ValueError(f"{chunk.name} holds {count} records, {chunk.records} were staged")
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
+from airflow_provider_schneider.outputs.location import shown_uri
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,17 @@ RESUME_INFIX = ".resume-"
 #: A temporary nobody has modified for this long belongs to a writer that is gone (seconds; 24 h).
 STALE_AFTER = 24 * 3600.0
 _LOCAL_PROTOCOLS = ("file", "local", "")
-_TAG = re.compile(
-    r"\.w-(?P<host>[A-Za-z0-9-]{1,40}-[0-9a-f]{8})-(?P<pid>\d+)-(?P<started>\d+)-[0-9a-f]{8}"
-    r"(?:-t(?P<ti>[0-9a-f]{12})-(?P<try>\d{1,6}))?" + re.escape(PARTIAL_SUFFIX) + "$"
+#: A writer's tag as it ends a temporary's name: ``w-<host>-<pid>-<start>-<random>[-t<ti>-<try>].partial``.
+TAG_PATTERN = re.compile(
+    r"w-(?P<host>[A-Za-z0-9-]{1,40}-[0-9a-f]{8})-(?P<pid>\d+)-(?P<started>\d+)-[0-9a-f]{8}"
+    r"(?:-t(?P<ti>[0-9a-f]{12})-(?P<try>\d{1,6}))?" + re.escape(PARTIAL_SUFFIX)
+)
+_TAG = re.compile(r"\." + TAG_PATTERN.pattern + "$")
+#: What may follow ``.<target name>.`` in the name of one of the target's own hidden siblings.
+_SIBLING = re.compile(
+    r"(?:replaced\.)?"
+    + TAG_PATTERN.pattern
+    + r"|resume-[0-9a-f]{12}-.+\.jsonl\.gz|commit-journal\.json(?:\.tmp)?|commit-lock"
 )
 #: Fsspec implementations Airflow's providers bring, per scheme: what to install when one is missing.
 _FILESYSTEM_PACKAGES = {
@@ -96,7 +105,7 @@ def _missing(scheme: str, uri: str, where: str, cause: BaseException) -> Missing
     package = _FILESYSTEM_PACKAGES.get(scheme)
     hint = f"pip install '{package}'" if package else f"install the fsspec implementation of '{scheme}://'"
     return MissingFilesystem(
-        f"{where}: no filesystem for {scheme}:// is installed, so {uri} cannot be written ({cause}); {hint} "
+        f"{where}: no filesystem for {scheme}:// is installed, so {shown_uri(uri)} cannot be written ({cause}); {hint} "
         "in the environment of every worker"
     )
 
@@ -207,20 +216,25 @@ def is_provably_stale(
 
 
 def hidden_siblings(target: Any) -> Iterator[Any]:
-    """Everything named ``.<target name>.*`` beside ``target``: listed and compared by name, never globbed (a
-    target name may hold glob characters: ``orders[1].jsonl``)."""
+    """The hidden siblings ``target`` itself makes (temporaries, asides, staged chunks, journal, lock): listed
+    and matched by an anchored grammar, never globbed (a target name may hold glob characters:
+    ``orders[1].jsonl``) and never by prefix alone (``.a.b.w-...`` belongs to ``a.b``, not to ``a``)."""
     prefix = f".{target.name}."
+
+    def ours(name: str) -> bool:
+        return name.startswith(prefix) and _SIBLING.fullmatch(name[len(prefix) :]) is not None
+
     if is_local(target):
         try:
             with os.scandir(os.path.dirname(target.path) or ".") as listing:
-                names = sorted(entry.name for entry in listing if entry.name.startswith(prefix))
+                names = sorted(entry.name for entry in listing if ours(entry.name))
         except OSError:
             names = []
         yield from (target.parent / name for name in names)
         return
     with contextlib.suppress(Exception):
         for child in target.parent.iterdir():
-            if child.name.startswith(prefix):
+            if ours(child.name):
                 yield child
 
 

@@ -25,6 +25,7 @@ from airflow_provider_schneider.outputs.encoders import (
     PartEncoder,
 )
 from airflow_provider_schneider.outputs.formats import check_output_options, extension, manifest_compression
+from airflow_provider_schneider.outputs.location import shown_uri
 from airflow_provider_schneider.outputs.spool import RecordSpool
 
 
@@ -238,9 +239,9 @@ class RecordWriter:
         try:
             yield
         except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
+            reason = shown_uri(exc.strerror or str(exc) or type(exc).__name__)
             raise SchneiderStorageError(
-                f"{self.where}: cannot {what} {self.target}: {type(exc).__name__}: {reason}"
+                f"{self.where}: cannot {what} {shown_uri(self.target)}: {type(exc).__name__}: {reason}"
             ) from exc
 
     def _discard(self) -> None:
