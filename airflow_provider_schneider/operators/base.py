@@ -372,6 +372,7 @@ class SchneiderBaseOperator(BaseOperator):
             from airflow_provider_schneider.outputs.parquet import require_pyarrow
 
             require_pyarrow(self.task_id)  # before any call, not after an hour of pulling
+        from airflow_provider_schneider.outputs.location import shown_uri
         from airflow_provider_schneider.outputs.storage import TaskTry
 
         field = "output_path" if self.output_path else "output_base"
@@ -379,7 +380,7 @@ class SchneiderBaseOperator(BaseOperator):
         writer = RecordWriter(spec, where=f"{self.task_id}: {field}", task_try=task_try)
         secrets = hook.settings.secrets
         resume = resumable_pull(self, context, plan, writer.target, secrets[0] if secrets else None)
-        self.log.info("Pulling into %s (written atomically when the pull completes)", writer.target)
+        self.log.info("Pulling into %s (written atomically when the pull completes)", shown_uri(writer.target))
         try:
             with contextlib.closing(self.iter_records(hook, plan, stats, resume)) as records, writer:
                 for record in records:
@@ -394,6 +395,7 @@ class SchneiderBaseOperator(BaseOperator):
             resume.close(keep=False)
             if resume.adopted:
                 output["resumed"] = {"pages_staged": resume.adopted[-1].last, "pages_fetched": resume.pages_fetched}
+                stats.snapshot_at = resume.staged_since  # the adopted pages describe the failed try's moment
         manifest = self.build_manifest(plan, stats, context, output)
         log_repairs(self.log, manifest)
         parts = f"{len(manifest['parts'])} parts, " if spec.split else ""

@@ -238,24 +238,36 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
                 Call("GET", path, frozen({**query, "product-reference": list(batch)}), item=batch) for batch in batches
             )
         before = as_date(changed_before, f"{self.task_id}: changed_before") if changed_before else None
-        self._refuse_empty_window(query.get("date-of-reference"), before, context)
+        self._refuse_empty_window(query.get("date-of-reference"), before, context, window is not None)
         changed = str(changed_before) if changed_before else None
         return CatalogPlan(**fields, changed_before=changed, before=before, window=window)
 
-    def _refuse_empty_window(self, since: str | None, before: dt.date | None, context: Context) -> None:
+    def _refuse_empty_window(
+        self, since: str | None, before: dt.date | None, context: Context, incremental: bool
+    ) -> None:
         """A delta ``[since, before)`` with no day in it would succeed with 0 records: fail before any call."""
         if since is None or before is None or dt.date.fromisoformat(since) < before:
             return
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
-        zero_length = start is not None and start == end
-        why = (
-            f"this run's data interval has zero length ({start} to {end}): Airflow 3 gives cron schedules such as "
-            "'@daily' zero-length intervals. Schedule the DAG with a timetable that has real intervals "
-            "(CronDataIntervalTimetable('@daily', timezone='UTC') or a timedelta), or use incremental=True, which "
-            "derives the range from the last successful pull"
-            if zero_length
-            else "check date_of_reference and changed_before"
-        )
+        if incremental:
+            why = (
+                "date_of_reference (the start of the first incremental pull) must be before changed_before or "
+                "the end of the data interval"
+            )
+        elif start is not None and start == end:
+            why = (
+                f"this run's data interval has zero length ({start} to {end}): Airflow 3 gives cron schedules such "
+                "as '@daily' zero-length intervals. Schedule the DAG with a timetable that has real intervals "
+                "(CronDataIntervalTimetable('@daily', timezone='UTC') or a timedelta), or use incremental=True, "
+                "which derives the range from the last successful pull"
+            )
+        elif start is not None and end is not None and start.date() == end.date():
+            why = (
+                f"the delta works in whole days (date-of-reference is a date) and this run's interval {start} to "
+                f"{end} lies within one day: schedule the pull daily, or use incremental=True"
+            )
+        else:
+            why = "check date_of_reference and changed_before"
         raise SchneiderConfigError(
             f"{self.task_id}: the catalog delta [{since}, {before.isoformat()}) is empty: date_of_reference must be "
             f"before changed_before, or the pull succeeds with nothing in it; {why}"

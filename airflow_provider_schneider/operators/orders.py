@@ -76,8 +76,10 @@ class SchneiderOrderStatusOperator(SchneiderApiOperator):
 
     def manifest_facts(self, plan: PullPlan, stats: PullStats) -> dict[str, Any]:
         """Order Status has no history: a pull is a snapshot of the orders as they are when it runs, whatever
-        the data interval (a backfill of last month pulls today's orders)."""
-        at = dt.datetime.fromtimestamp(stats.started_at, dt.timezone.utc).isoformat(timespec="seconds")
+        the data interval (a backfill of last month pulls today's orders); a resumed pull's pages are as old as
+        its first try."""
+        since = stats.snapshot_at if stats.snapshot_at is not None else stats.started_at
+        at = dt.datetime.fromtimestamp(since, dt.timezone.utc).isoformat(timespec="seconds")
         return {**super().manifest_facts(plan, stats), "snapshot_at": at}
 
     def checked_params(self, query: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:

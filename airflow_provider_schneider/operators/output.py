@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.outputs.formats import check_output_options
-from airflow_provider_schneider.outputs.location import check_confined, is_templated, static_root
+from airflow_provider_schneider.outputs.location import check_confined, is_templated, shown_uri, static_root
 
 if TYPE_CHECKING:
     from airflow_provider_schneider.outputs.writer import OutputSpec
@@ -35,8 +35,11 @@ OUTPUT_BASE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE"
 MAX_SEGMENT_VALUE = 64
 #: Template fields that say where the output goes, not what is pulled.
 LOCATION_FIELDS = ("output_path", "output_base", "path_substitutions")
-#: Template variables fixed by the data interval, which the default name already holds.
-INTERVAL_VARIABLES = frozenset({"data_interval_start", "data_interval_end", "macros"})
+#: Template variables fixed by the data interval, which the default name already holds (not ``macros``: it
+#: holds ``uuid``, ``random`` and ``datetime.now`` too).
+INTERVAL_VARIABLES = frozenset({"data_interval_start", "data_interval_end"})
+#: A readable segment value never looks like a hash (``h`` + 12 hex): such a value gets its ``h`` escaped.
+_HASH_SHAPE = re.compile(r"^h[0-9a-f]{12}$")
 
 
 def checked_output_options(
@@ -68,7 +71,10 @@ def interval_key(context: Mapping[str, Any]) -> str:
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is not None and end is not None:
         return f"{start:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(context.get("run_id") or "manual"))
+    run_id = str(context.get("run_id") or "manual")
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+    # Two run ids that read alike (``a:b``, ``a+b``) must not share a name: then a short hash of the real one.
+    return readable if readable == run_id else f"{readable}-{_hashed(run_id)}"
 
 
 def task_key(context: Mapping[str, Any]) -> str:
@@ -115,7 +121,8 @@ def _segment_value(value: Any) -> str:
         text = ""
     if not text or len(text) > MAX_SEGMENT_VALUE or "{{" in text:
         return _hashed(value)
-    return quote(text, safe="-_.~@+")
+    quoted = quote(text, safe="-_.~@+")
+    return "%68" + quoted[1:] if _HASH_SHAPE.match(quoted) else quoted
 
 
 def _hashed(value: Any) -> str:
@@ -153,28 +160,33 @@ def mapped_segments(arguments: Mapping[str, Any]) -> list[str]:
     return segments
 
 
-def _reads_only_the_interval(template: Any, env: Any) -> bool:
-    """A template whose every variable is fixed by the data interval (walks containers; a template that does
-    not compile in the task's Jinja environment counts as reading more)."""
-    if isinstance(template, Mapping):
-        return all(_reads_only_the_interval(v, env) for v in template.values())
-    if isinstance(template, (list, tuple)):
-        return all(_reads_only_the_interval(v, env) for v in template)
-    if not is_templated(template):
+def _decided_at_run_time(value: Any, env: Any) -> bool:
+    """Whether an unrendered argument can differ between runs of one interval: a template that reads more than
+    the data interval (or does not compile in the task's Jinja environment), or anything that is not a plain
+    value (an upstream XCom, a callable). Containers: any item."""
+    if isinstance(value, Mapping):
+        return any(_decided_at_run_time(v, env) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_decided_at_run_time(v, env) for v in value)
+    if value is None or isinstance(value, (int, float, bool)):
+        return False
+    if not isinstance(value, str):
         return True
+    if not is_templated(value):
+        return False
     import jinja2
     from jinja2 import meta
 
     try:
-        variables = meta.find_undeclared_variables(env.parse(template))
+        variables = meta.find_undeclared_variables(env.parse(value))
     except jinja2.TemplateError:
-        return False
-    return variables <= INTERVAL_VARIABLES
+        return True
+    return not variables <= INTERVAL_VARIABLES
 
 
 def templated_arguments(task: Any) -> dict[str, Any]:
-    """The request values of ``task`` a template decided in this run: template field -> rendered value (for a
-    mapping, only its items that came from a template). Empty when nothing was rendered."""
+    """The request values of ``task`` decided in this run (a template, an upstream XCom): template field ->
+    rendered value (for a mapping, only its items so decided). Empty when nothing was rendered."""
     unrendered: Mapping[str, Any] = getattr(task, "unrendered_fields", None) or {}
     if not unrendered:
         return {}
@@ -188,22 +200,28 @@ def templated_arguments(task: Any) -> dict[str, Any]:
             changed = {
                 key: value
                 for key, value in after.items()
-                if key not in before or (before[key] != value and not _reads_only_the_interval(before[key], env))
+                if key not in before or (before[key] != value and _decided_at_run_time(before[key], env))
             }
             if changed:
                 out[name] = changed
-        elif before != after and not _reads_only_the_interval(before, env):
+        elif before != after and _decided_at_run_time(before, env):
             out[name] = after
     return out
 
 
-def _root(task: Any, field: str, rendered: str) -> str | None:
-    """Where ``field`` must stay once rendered: the fixed part of its template; the default base when the
-    template decides the whole location; ``None`` when it was not templated."""
+def _root(task: Any, field: str, rendered: str, mapped: Mapping[str, Any]) -> str | None:
+    """Where ``field`` must stay once rendered: the fixed part of its template; the task's own folder under the
+    default base when the run decides the whole location (a template from the first character, a mapped or
+    upstream value, a template in other delimiters); ``None`` for a literal the DAG author wrote."""
     unrendered = (getattr(task, "unrendered_fields", None) or {}).get(field, rendered)
-    root = static_root(unrendered) if isinstance(unrendered, str) else ""
+    if field in mapped or not isinstance(unrendered, str):
+        root: str | None = ""
+    elif unrendered != rendered and not is_templated(unrendered):
+        root = ""  # rendered by delimiters of the DAG's own Jinja environment
+    else:
+        root = static_root(unrendered)
     if root == "":
-        return default_output_base() + "/"
+        return f"{default_output_base()}/{task.dag_id}/"
     return root
 
 
@@ -228,10 +246,11 @@ def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
     map_index = map_index_of(context)
     arguments: dict[str, Any] = {}
     segments: list[str] = []
+    mapped: dict[str, Any] = {}
     if map_index >= 0:
-        mapped = mapped_arguments(context, task)
+        mapped = mapped_arguments(context, task) or {}
         if mapped:
-            arguments.update(mapped)
+            arguments.update({k: v for k, v in mapped.items() if k not in LOCATION_FIELDS})
         else:
             segments = [f"map_{map_index}"]
     arguments.update(templated_arguments(task))
@@ -239,7 +258,7 @@ def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
     name = "/".join([key, *segments]) + ("" if how.split else how.extension)
     base = str(task.output_base or default_output_base()).rstrip("/")
     if task.output_base:
-        check_confined(base, _root(task, "output_base", base), f"{task.task_id}: output_base")
+        check_confined(base, _root(task, "output_base", base, mapped), f"{task.task_id}: output_base")
     if task.output_path:
         uri = str(task.output_path)
         if uri.endswith("/"):
@@ -249,14 +268,17 @@ def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
                 "%s is mapped and writes to the explicit output_path %s: make sure it differs per map index "
                 "({{ ti.map_index }}), or map instances overwrite each other",
                 task.task_id,
-                uri,
+                shown_uri(uri),
             )
-        root = base + "/" if task.output_base else _root(task, "output_path", uri)
+        root = _root(task, "output_path", str(task.output_path), mapped)
+        # A run-decided path also stays under a base the author gave.
+        roots = [root, base + "/"] if root is not None and task.output_base else [root]
         field = "output_path"
     else:
-        uri, root, field = f"{base}/{task.dag_id}/{task.task_id}/{name}", base + "/", "output_base"
+        uri, roots, field = f"{base}/{task.dag_id}/{task.task_id}/{name}", [base + "/"], "output_base"
     spec = dataclasses.replace(how, uri=uri)
-    check_confined(spec.target_uri(), root, f"{task.task_id}: {field}")
+    for root in roots:
+        check_confined(spec.target_uri(), root, f"{task.task_id}: {field}")
     return spec
 
 

@@ -93,6 +93,9 @@ class PullStats:
     started: float = 0.0
     #: Wall-clock time (epoch seconds) the pull began: the moment a snapshot API's answer describes.
     started_at: float = field(default_factory=time.time)
+    #: When the oldest data of the output was fetched, when that is earlier than ``started_at`` (a resumed
+    #: pull adopts pages an earlier try fetched).
+    snapshot_at: float | None = None
     elapsed: float = 0.0
     filtered_out: int = 0
     not_found: list[str] = field(default_factory=list)

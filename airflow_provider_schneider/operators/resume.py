@@ -7,16 +7,17 @@ is replaced by one that lists every chunk so far: a few API-server round trips p
 page. Every chunk in a checkpoint is sealed with a key derived from the connection's secret, so a checkpoint
 edited through the task-state API cannot make a retry adopt a chunk the pull did not stage.
 
-A retry of the same task instance reads page 1 again (it carries the totals). It adopts the staged pages only
-when the totals, the plan, the target and the run of tries (a retry, not a later clear) are those of the
-checkpoint, the checkpoint is younger than ``resume_max_age``, every chunk checks out (seal, size, sha256,
-the plan and task instance in its first line), and the data has not moved: page 1 and the last staged page,
-fetched again, hold exactly the records staged for them (an order inserted or deleted before the boundary
-shifts every later page and shows there). Then it reads the chunks back and asks the API only for the pages
-after them; the records reach the writer in the order of an uninterrupted pull, so the output is
-byte-identical. Anything else restarts from page 1 in the same try, with a WARNING that says why, and removes
-every chunk the task instance staged. An API without snapshot cursors cannot prove more: a record edited in
-place on a staged page before the boundary, between the tries, keeps its staged version (docs/outputs.md).
+A retry of the same task instance reads page 1 again (it carries the totals). It adopts the staged pages
+only when the totals, the plan, the target and the run of tries (a retry, not a later clear) are those of
+the checkpoint, the checkpoint (sealed too) is younger than ``resume_max_age``, every chunk checks out
+(seal, size, sha256, the plan and task instance in its first line), and the data has not moved on balance:
+page 1 and the last staged page, fetched again, hold exactly the records staged for them (an order inserted
+or deleted before the boundary shifts every later page and shows there). Then it reads the chunks back and
+asks the API only for the pages after them; the records reach the writer in the order of an uninterrupted
+pull, so the output is byte-identical. Anything else restarts from page 1 in the same try, with a WARNING
+that says why, and removes every chunk the task instance staged. An API without snapshot cursors cannot
+prove more: changes that cancel out before the boundary, and a record edited in place on a staged page,
+keep their staged version (docs/outputs.md).
 
 Success removes the chunks and the checkpoint; so does a failure that no retry follows; a killed try leaves
 them for its retry, and a chunk nobody resumed is removed once stale (:mod:`.outputs.storage`).
@@ -54,10 +55,12 @@ CHECKPOINT_KEY = "schneider.pull.checkpoint"
 CHUNK_STEPS = 20
 #: ... or after this many seconds, once it holds at least 1 % of the pages (at most ~100 chunks a pull).
 CHUNK_SECONDS = 60.0
+#: Seconds a checkpoint's ``saved_at`` may lie ahead of this host's clock (another host saved it).
+CLOCK_SKEW = 300.0
 #: A checkpoint older than this is not resumed (the data behind it may have moved on): 12 hours by default,
 #: the operator's ``resume_max_age``.
 RESUME_MAX_AGE = 12 * 3600.0
-_VERSION = 3
+_VERSION = 4
 _SEAL_CONTEXT = b"airflow-provider-schneider resume chunk seal v1"
 
 
@@ -72,6 +75,13 @@ def seal(key: bytes, owner: ChunkOwner, chunk: Chunk) -> str:
     return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
+def seal_header(key: bytes, owner: ChunkOwner, checkpoint: Checkpoint) -> str:
+    """The seal over what a checkpoint says besides its chunks: totals, when it was saved, when the pull began."""
+    fields = [checkpoint.total_pages, checkpoint.total_records, checkpoint.saved_at, checkpoint.started_at]
+    message = json.dumps([owner.fingerprint, owner.task, owner.generation, *fields]).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     fingerprint: str
@@ -81,6 +91,10 @@ class Checkpoint:
     total_records: int | None
     chunks: tuple[Chunk, ...] = ()
     saved_at: float = field(default_factory=time.time)
+    #: When the try that staged the first chunk began: the moment its pages describe.
+    started_at: float = field(default_factory=time.time)
+    #: :func:`seal_header` of the fields above (the chunks carry seals of their own).
+    seal: str = ""
 
     @property
     def pages(self) -> int:
@@ -92,7 +106,7 @@ class Checkpoint:
         return sum(c.records for c in self.chunks)
 
     def with_chunk(self, chunk: Chunk) -> Checkpoint:
-        return replace(self, chunks=(*self.chunks, chunk), saved_at=time.time())
+        return replace(self, chunks=(*self.chunks, chunk))
 
     def to_json(self) -> dict[str, Any]:
         return {"v": _VERSION, **asdict(self), "chunks": [asdict(c) for c in self.chunks]}
@@ -112,6 +126,8 @@ class Checkpoint:
                 None if total_records is None else int(total_records),
                 chunks,
                 float(value["saved_at"]),
+                float(value["started_at"]),
+                str(value["seal"]),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -206,6 +222,9 @@ class ResumablePull:
         self.owner, self._key = owner, key
         self.log, self.clock, self.wall_clock, self.max_age = log, clock, wall_clock, max_age
         self.tag = WriterTag.new(TaskTry(owner.task, try_number))
+        self.started_at = wall_clock()
+        #: When the pages this try adopted were fetched (the failed try's start), once adopted.
+        self.staged_since: float | None = None
         self.previous = self._load()
         #: What this try holds (adopted chunks first, then its own); ``None`` until page 1 is in.
         self.checkpoint: Checkpoint | None = None
@@ -234,8 +253,10 @@ class ResumablePull:
             why = "it was made for another query, page size or target"
         elif checkpoint.generation != self.owner.generation:
             why = "it was made before the task was cleared"
-        elif self.wall_clock() - checkpoint.saved_at > self.max_age:
-            why = f"it is older than resume_max_age ({self.max_age:.0f} s)"
+        elif not hmac.compare_digest(checkpoint.seal, seal_header(self._key, self.owner, checkpoint)):
+            why = "it does not carry this pull's seal (edited, or another connection secret)"
+        elif not -CLOCK_SKEW <= self.wall_clock() - checkpoint.saved_at <= self.max_age:
+            why = f"it is older than resume_max_age ({self.max_age:.0f} s), or dated in the future"
         elif any(not hmac.compare_digest(c.seal, seal(self._key, self.owner, c)) for c in checkpoint.chunks):
             why = "a chunk it lists does not carry this pull's seal (edited, or another connection secret)"
         if why:
@@ -245,6 +266,8 @@ class ResumablePull:
         return checkpoint
 
     def _save(self, checkpoint: Checkpoint) -> None:
+        checkpoint = replace(checkpoint, saved_at=self.wall_clock())
+        checkpoint = replace(checkpoint, seal=seal_header(self._key, self.owner, checkpoint))
         self.checkpoint = checkpoint
         try:
             self.store.set(CHECKPOINT_KEY, checkpoint.to_json())
@@ -266,7 +289,11 @@ class ResumablePull:
         staged for them; else 0: every chunk goes, and the pull restarts from page 1 in this try."""
         previous, self.previous = self.previous, None
         self.checkpoint = Checkpoint(
-            self.owner.fingerprint, self.owner.generation, first.total_pages, first.total_records
+            self.owner.fingerprint,
+            self.owner.generation,
+            first.total_pages,
+            first.total_records,
+            started_at=self.started_at,
         )
         if previous is None or not previous.chunks:
             self._drop()  # what earlier tries staged without a checkpoint to show for it
@@ -278,7 +305,8 @@ class ResumablePull:
             self._drop()
             return 0
         self.adopted = previous.chunks
-        self.checkpoint = replace(self.checkpoint, chunks=previous.chunks)
+        self.staged_since = previous.started_at
+        self.checkpoint = replace(self.checkpoint, chunks=previous.chunks, started_at=previous.started_at)
         self._drop(keep=previous.chunks)  # a chunk staged after the checkpoint was saved: nobody adopts it
         self.log.info(
             "Resume: pages 1-%d (%s records) are staged by an earlier try and pages 1 and %d still hold the same "
