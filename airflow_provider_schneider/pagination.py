@@ -112,6 +112,9 @@ def last_page(first: Page, max_pages: int, error: RaiseError) -> int:
             "refusing to trust it (raise 'max_pages' if the pull is really that large)",
             1,
         )
+    if records is None and first.records == [] and pages > 1:
+        log.warning("Page 1 is empty and announces %d pages but no record count: nothing can follow it", pages)
+        return 1
     if records is None or first.records is None or pages <= 1:
         return pages
     per_page = len(first.records)

@@ -540,3 +540,46 @@ def test_an_edited_checkpoint_header_is_refused(tmp_path, caplog):
             assert ResumablePull(store, target, owner, seal_key("secret"), log, max_age=3600).previous is None
         assert "does not carry this pull's seal" in caplog.text
         pull._save(Checkpoint("fp", 1, 40, 1000, started_at=pull.started_at))  # a genuine one again
+
+
+def test_a_literal_output_base_ending_in_a_slash_is_the_authors_own(tmp_path):
+    op = order_op(output_base=f"file://{tmp_path}/data/")
+    assert spec_of(op, {}).uri.startswith(f"file://{tmp_path}/data/adhoc_airflow/pull/")
+
+
+def test_a_run_id_shaped_like_a_hashed_one_cannot_take_its_name():
+    from airflow_provider_schneider.operators.output import interval_key
+
+    hashed = interval_key({"run_id": "a:b"})
+    assert interval_key({"run_id": hashed}) != hashed
+
+
+def test_a_value_rendered_by_the_dags_own_delimiters_names_the_output(tmp_path):
+    op = order_op(output_base=f"file://{tmp_path}/data")
+    op.path_params = {"country": "DE"}
+    assert spec_of(op, {"path_params": {"country": "[[ params.c ]]"}}).uri.endswith("/country=DE.jsonl")
+
+
+def test_a_planted_chunk_is_refused_by_its_bytes_before_anything_in_it_is_unpacked(tmp_path):
+    from airflow_provider_schneider.outputs.staging import Chunk, ChunkOwner, problem_with
+
+    (tmp_path / ".t.jsonl.resume-abcdef012345-000001-000002-0a0b0c0d.jsonl.gz").write_bytes(b"x" * 200_000)
+    planted = Chunk(".t.jsonl.resume-abcdef012345-000001-000002-0a0b0c0d.jsonl.gz", 1, 2, 5, 10, "0" * 64)
+    why = problem_with(to_storage_path(f"file://{tmp_path}"), planted, ChunkOwner("fp", "abcdef012345", 1))
+    assert why is not None and "is not what was staged" in why
+
+
+def test_an_empty_first_page_without_a_record_count_ends_the_pull():
+    from airflow_provider_schneider.pagination import PageCounters, iter_pages
+
+    asked: list[int] = []
+
+    def fetch(number: int) -> dict:
+        asked.append(number)
+        return {"orderList": [], "pagination": {"totalNumberOfPages": 50, "pageNumber": number}}
+
+    def error(message: str, page: int) -> Exception:
+        return ValueError(message)
+
+    pages = list(iter_pages(fetch, counters=PageCounters(error, "orderList")))
+    assert asked == [1] and [p.records for p in pages] == [[]]

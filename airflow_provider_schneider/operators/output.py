@@ -40,6 +40,7 @@ LOCATION_FIELDS = ("output_path", "output_base", "path_substitutions")
 INTERVAL_VARIABLES = frozenset({"data_interval_start", "data_interval_end"})
 #: A readable segment value never looks like a hash (``h`` + 12 hex): such a value gets its ``h`` escaped.
 _HASH_SHAPE = re.compile(r"^h[0-9a-f]{12}$")
+_HASHED_RUN_ID = re.compile(r"-h[0-9a-f]{12}$")
 
 
 def checked_output_options(
@@ -73,8 +74,11 @@ def interval_key(context: Mapping[str, Any]) -> str:
         return f"{start:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
     run_id = str(context.get("run_id") or "manual")
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-    # Two run ids that read alike (``a:b``, ``a+b``) must not share a name: then a short hash of the real one.
-    return readable if readable == run_id else f"{readable}-{_hashed(run_id)}"
+    # Two run ids that read alike (``a:b``, ``a+b``) must not share a name: then a short hash of the real one;
+    # and a run id that already ends like such a hash gets one too, so it cannot take another's name.
+    if readable == run_id and not _HASHED_RUN_ID.search(run_id):
+        return run_id
+    return f"{readable}-{_hashed(run_id)}"
 
 
 def task_key(context: Mapping[str, Any]) -> str:
@@ -160,20 +164,21 @@ def mapped_segments(arguments: Mapping[str, Any]) -> list[str]:
     return segments
 
 
-def _decided_at_run_time(value: Any, env: Any) -> bool:
-    """Whether an unrendered argument can differ between runs of one interval: a template that reads more than
-    the data interval (or does not compile in the task's Jinja environment), or anything that is not a plain
-    value (an upstream XCom, a callable). Containers: any item."""
+def _decided_at_run_time(value: Any, env: Any, *, changed: bool = True) -> bool:
+    """Whether an unrendered argument (that rendering ``changed``) can differ between runs of one interval: a
+    template that reads more than the data interval (or does not compile in the task's Jinja environment), a
+    string that rendering changed without a ``{{`` (the DAG's own delimiters), or anything that is not a plain
+    value (an upstream XCom, a callable). Containers: any item (items not known to have changed)."""
     if isinstance(value, Mapping):
-        return any(_decided_at_run_time(v, env) for v in value.values())
+        return any(_decided_at_run_time(v, env, changed=False) for v in value.values())
     if isinstance(value, (list, tuple, set, frozenset)):
-        return any(_decided_at_run_time(v, env) for v in value)
+        return any(_decided_at_run_time(v, env, changed=False) for v in value)
     if value is None or isinstance(value, (int, float, bool)):
         return False
     if not isinstance(value, str):
         return True
     if not is_templated(value):
-        return False
+        return changed
     import jinja2
     from jinja2 import meta
 
@@ -258,7 +263,7 @@ def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
     name = "/".join([key, *segments]) + ("" if how.split else how.extension)
     base = str(task.output_base or default_output_base()).rstrip("/")
     if task.output_base:
-        check_confined(base, _root(task, "output_base", base, mapped), f"{task.task_id}: output_base")
+        check_confined(base, _root(task, "output_base", str(task.output_base), mapped), f"{task.task_id}: output_base")
     if task.output_path:
         uri = str(task.output_path)
         if uri.endswith("/"):

@@ -127,18 +127,21 @@ class ChunkWriter:
 
 def problem_with(folder: Any, chunk: Chunk, owner: ChunkOwner) -> str | None:
     """Why ``chunk`` cannot be trusted (missing, another size or sha256, made for another plan or task
-    instance), or ``None``: one streaming read, before a single record of it is used."""
+    instance), or ``None``: one streaming read of its bytes, checked before anything in it is unpacked."""
     try:
         digest, size = hashlib.sha256(), 0
         with (folder / chunk.name).open("rb") as raw:
             while block := raw.read(1 << 20):
                 digest.update(block)
                 size += len(block)
-        header = _header(folder, chunk)
     except Exception as exc:  # noqa: BLE001 - a chunk that cannot be read is a reason, not a crash
         return f"{chunk.name} cannot be read ({type(exc).__name__})"
     if size != chunk.bytes or digest.hexdigest() != chunk.sha256:
         return f"{chunk.name} is not what was staged ({size} bytes)"
+    try:
+        header = _header(folder, chunk)
+    except Exception as exc:  # noqa: BLE001 - the bytes staged, but no chunk of ours
+        return f"{chunk.name} cannot be read ({type(exc).__name__})"
     if header != json.loads(owner.header(chunk.first)):
         return f"{chunk.name} was staged for another pull or task instance"
     return None
