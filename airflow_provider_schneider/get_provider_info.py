@@ -8,10 +8,11 @@ switch would show *off* while it is on); any other empty field means the provide
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from airflow_provider_schneider import __version__
-from airflow_provider_schneider.connection_fields import conn_fields_schema
+from airflow_provider_schneider.config.fields import conn_fields_schema
 
 #: Airflow 3.2+ connection form, built from the one declaration of each field (connection_fields.py).
 CONN_FIELDS: dict[str, dict[str, Any]] = conn_fields_schema()
@@ -30,6 +31,14 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 }
 
 
+def _modules(face: str) -> list[str]:
+    """The modules of one Airflow face, read from its package's public names (``operators.__all__`` ...), so
+    the provider info can never omit one (the base operator is a base class, not listed)."""
+    package = import_module(f"airflow_provider_schneider.{face}")
+    where = {module for name, module in package._WHERE.items() if not name.endswith("BaseOperator")}
+    return sorted(f"{package.__name__}.{module}" for module in where)
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-schneider",
@@ -44,34 +53,10 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [
-            {
-                "integration-name": "Schneider Electric",
-                "python-modules": ["airflow_provider_schneider.hooks.schneider"],
-            }
-        ],
-        "operators": [
-            {
-                "integration-name": "Schneider Electric",
-                "python-modules": [
-                    "airflow_provider_schneider.operators.api",
-                    "airflow_provider_schneider.operators.orders",
-                    "airflow_provider_schneider.operators.products",
-                ],
-            }
-        ],
-        "sensors": [
-            {
-                "integration-name": "Schneider Electric",
-                "python-modules": ["airflow_provider_schneider.sensors.order_status"],
-            }
-        ],
-        "triggers": [
-            {
-                "integration-name": "Schneider Electric",
-                "python-modules": ["airflow_provider_schneider.triggers.order_status"],
-            }
-        ],
+        "hooks": [{"integration-name": "Schneider Electric", "python-modules": _modules("hooks")}],
+        "operators": [{"integration-name": "Schneider Electric", "python-modules": _modules("operators")}],
+        "sensors": [{"integration-name": "Schneider Electric", "python-modules": _modules("sensors")}],
+        "triggers": [{"integration-name": "Schneider Electric", "python-modules": _modules("triggers")}],
         "asset-uris": [{"schemes": ["schneider"], "handler": "airflow_provider_schneider.assets.sanitize_uri"}],
         "connection-types": [
             {

@@ -118,9 +118,9 @@ def token_cache_dir(tmp_path: Path) -> Path:
 def schneider_conn(emulator, token_cache_dir, monkeypatch):
     """``schneider_default`` pointing at the emulator, with a private host token cache; returns a setter
     so a test can change extras (``schneider_conn(client_auth="body")``)."""
-    from airflow_provider_schneider import token_cache
+    from airflow_provider_schneider.process import STATE
 
-    token_cache._MEMORY.clear()
+    STATE.reset()
 
     def configure(conn_id: str = "schneider_default", **extra) -> str:
         extra.setdefault("token_cache_dir", str(token_cache_dir))
@@ -130,14 +130,14 @@ def schneider_conn(emulator, token_cache_dir, monkeypatch):
 
     configure()
     yield configure
-    token_cache._MEMORY.clear()
+    STATE.reset()
 
 
 @pytest.fixture
 def run_dag(airflow_db, schneider_conn):
-    """Run a DAG from ``dags/`` with ``airflow dags test`` in a child process (see tests/dagrun.py)."""
-    from tests.dagrun import run_dag as _run
-    from tests.token_support import delete_token_variables
+    """Run a DAG from ``dags/`` with ``airflow dags test`` in a child process (see tests/support/dagrun.py)."""
+    from tests.support.dagrun import run_dag as _run
+    from tests.support.tokens import delete_token_variables
 
     # The emulator forgets its tokens at each reset; the cluster token tier in the session DB would not.
     delete_token_variables()
@@ -147,7 +147,7 @@ def run_dag(airflow_db, schneider_conn):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Repeat why the browser test was skipped in its own section above the short summary, hard to miss."""
-    from tests.ui_support import UI_SKIP_PREFIX
+    from tests.support.ui import UI_SKIP_PREFIX
 
     reasons: list[str] = []
     for report in terminalreporter.stats.get("skipped", []):
