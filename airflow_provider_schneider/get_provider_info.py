@@ -3,7 +3,7 @@
 ``conn-fields`` drive the connection form of the Airflow 3.2+ UI; secrets use ``format: password`` so the UI
 masks them and Airflow treats them as sensitive. Only a switch carries a default (``verify_ssl``: an unset
 switch would show *off* while it is on); any other empty field means the provider's default, and
-``token_cluster_lease`` is a default/on/off choice (see connection_fields.py).
+``token_cluster_lease`` is a default/on/off choice (see config/fields.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from airflow_provider_schneider import __version__
 from airflow_provider_schneider.config.fields import conn_fields_schema
 
-#: Airflow 3.2+ connection form, built from the one declaration of each field (connection_fields.py).
+#: Airflow 3.2+ connection form, built from the one declaration of each field (config/fields.py).
 CONN_FIELDS: dict[str, dict[str, Any]] = conn_fields_schema()
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {

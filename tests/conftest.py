@@ -72,20 +72,32 @@ def only_profile(name: str):
     return pin
 
 
+TIERS = ("unit", "integration", "system")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests that run Airflow itself (``airflow dags test``, a scheduler: they use ``airflow_db`` or are marked
-    ``runs_airflow``) take
-    10-60 s each, so they speak one dialect per run: the last of ``SCHNEIDER_EMULATOR_PROFILES`` (apigee on
-    the latest Airflow, default on the lowest), unless ``SCHNEIDER_DAG_PROFILES=all``. Everything below them
-    (hook, token cache, operators in-process, fault matrix) runs against every profile."""
+    """Markers by directory (``unit``, ``integration``, ``system``: ``-m unit`` is the inner loop), and one
+    gateway dialect per test unless it is about the gateway.
+
+    Every test that talks to the emulator is parametrized by dialect; only modules marked ``dialects`` (the
+    hook, the HTTP client, the token endpoint, the fault matrix: what a gateway's shapes can break) run
+    against every profile. The others speak the last of ``SCHNEIDER_EMULATOR_PROFILES`` (apigee on the latest
+    Airflow, default on the lowest): what they test lies above the client, which the dialect tests cover.
+    ``SCHNEIDER_DAG_PROFILES=all`` runs everything against every profile."""
+    here = Path(__file__).parent
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(here).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
     if os.environ.get("SCHNEIDER_DAG_PROFILES") == "all" or len(EMULATOR_PROFILES) < 2:
         return
     keep, drop = [], []
     for item in items:
         profile = getattr(getattr(item, "callspec", None), "params", {}).get("emulator_profile")
-        runs_airflow = "airflow_db" in getattr(item, "fixturenames", ()) or item.get_closest_marker("runs_airflow")
+        every_dialect = item.get_closest_marker("dialects") is not None
         pinned = item.get_closest_marker("profile_pinned") is not None
-        (drop if runs_airflow and not pinned and profile not in (None, EMULATOR_PROFILES[-1]) else keep).append(item)
+        last = profile in (None, EMULATOR_PROFILES[-1])
+        (keep if last or pinned or every_dialect else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -92,9 +92,9 @@ class SchneiderSettings:
     token_refresh_spread: float = default("token_refresh_spread")
     token_wait_timeout: float = default("token_wait_timeout")
     token_max_lifetime: float = default("token_max_lifetime")
-    #: The cross-host lease in the Variable tier (:mod:`token_lease`); off: each host renews on its own.
+    #: The cross-host lease in the Variable tier (:mod:`..tokens.lease`); off: each host renews on its own.
     token_cluster_lease: bool = default("token_cluster_lease")
-    #: Seconds between writing the lease and reading it back (bounds in :mod:`connection_fields`).
+    #: Seconds between writing the lease and reading it back (bounds in :mod:`.fields`).
     token_cluster_settle: float = default("token_cluster_settle")
     retry: RetryPolicy = RetryPolicy()
     #: A GET path the connection's "Test" button calls after the token request (``None``: none).

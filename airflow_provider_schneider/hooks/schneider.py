@@ -30,9 +30,9 @@ from airflow_provider_schneider.tokens.manager import TokenManager
 class SchneiderHook(BaseHook):
     """Calls Schneider Electric partner APIs with OAuth2 client credentials (or an API key).
 
-    Tokens are reused across task runs, processes and workers (see ``token_cache``); calls are retried on
-    429/5xx/transport errors, capped at the connection's ``max_concurrency``, and errors surface as
-    :class:`~airflow_provider_schneider.exceptions.SchneiderApiError`.
+    Tokens are reused across task runs, processes and workers (see :mod:`..tokens.manager`); calls are
+    retried on 429/5xx/transport errors, capped at the connection's ``max_concurrency``, and errors surface
+    as :class:`~airflow_provider_schneider.exceptions.SchneiderApiError`.
 
     :param schneider_conn_id: Airflow connection id (type ``schneider``).
     :param overrides: connection extras to override for this hook (e.g. ``{"retry_max_attempts": 2}``).

@@ -27,13 +27,13 @@ import logging
 import os
 import re
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.outputs.location import RESERVED_NAME, shown_uri
 from airflow_provider_schneider.outputs.storage import TAG_PATTERN, WriterTag, is_local, remove_tree
+from airflow_provider_schneider.process import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ PART_NAME = re.compile(r"^part-\d{5}\.(jsonl|csv|parquet)(\.gz)?$")
 MAX_MARKER_BYTES = 64 * 1024 * 1024
 JOURNAL_SUFFIX = ".commit-journal.json"
 
+#: Where time decides the commit locks (tests put a fake clock here).
+CLOCK: Clock = SYSTEM_CLOCK
 #: Object-store set commits: the lock is confirmed by reading it back after this many seconds ...
 COMMIT_LOCK_SETTLE = 0.5
 #: ... a lock older than this belongs to a writer that died mid-commit ...
@@ -220,19 +222,19 @@ def _local_commit_lock(target: Any) -> Iterator[None]:
 def _flock_within(fd: int, seconds: float, target: Any) -> None:
     import fcntl
 
-    deadline = time.monotonic() + seconds
+    deadline = CLOCK.monotonic() + seconds
     delay = 0.005
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
-            if time.monotonic() > deadline:
+            if CLOCK.monotonic() > deadline:
                 raise TimeoutError(
                     errno.ETIMEDOUT,
                     f"another process has held the commit lock of {shown_uri(target)} for over {seconds:.0f} s",
                 ) from None
-            time.sleep(delay)
+            CLOCK.sleep(delay)
             delay = min(delay * 2, 0.25)
 
 
@@ -335,20 +337,20 @@ def _object_store_commit_lock(target: Any, tag: WriterTag) -> Iterator[None]:
     find no lock and write within the settle delay: the last write wins, the other sees it and waits."""
     lock = target.parent / f".{target.name}.commit-lock"
     me = tag.suffix
-    deadline = time.monotonic() + COMMIT_LOCK_WAIT
+    deadline = CLOCK.monotonic() + COMMIT_LOCK_WAIT
     while True:
         holder = _read_lock(lock)
-        now = time.time()
+        now = CLOCK.time()
         age = now - float(holder["at"]) if holder is not None else 0.0
         # A lock older than COMMIT_LOCK_STALE is a dead writer's; one from the future was never a writer's.
         if holder is None or age > COMMIT_LOCK_STALE or age < -COMMIT_LOCK_SETTLE * 4:
-            lock.write_text(json.dumps({"holder": me, "at": time.time()}))
-            time.sleep(COMMIT_LOCK_SETTLE)
+            lock.write_text(json.dumps({"holder": me, "at": CLOCK.time()}))
+            CLOCK.sleep(COMMIT_LOCK_SETTLE)
             if (_read_lock(lock) or {}).get("holder") == me:
                 break
-        if time.monotonic() > deadline:
+        if CLOCK.monotonic() > deadline:
             raise TimeoutError(f"another writer has been committing {target} for over {COMMIT_LOCK_WAIT:.0f} s")
-        time.sleep(COMMIT_LOCK_SETTLE)
+        CLOCK.sleep(COMMIT_LOCK_SETTLE)
     try:
         yield
     finally:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from airflow_provider_schneider.outputs.writer import OutputSpec
 
 OUTPUT_BASE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE"
+
+
 def checked_output_options(
     task_id: str,
     output_format: str,
@@ -124,5 +126,3 @@ def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
     for root in roots:
         check_confined(spec.target_uri(), root, f"{task.task_id}: {field}")
     return spec
-
-

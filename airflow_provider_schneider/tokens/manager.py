@@ -1,6 +1,6 @@
 """Token reuse across task runs, processes and workers: one token request per credential per lifetime.
 
-Tiers, cheapest first (:mod:`token_tiers`): process memory -> host file cache (shared by a worker's
+Tiers, cheapest first (:mod:`.tiers`): process memory -> host file cache (shared by a worker's
 processes) -> cluster cache (an Airflow Variable, shared by every worker through the Task SDK) -> token
 endpoint.
 
@@ -8,7 +8,7 @@ Single flight: threads of a process take a process lock; processes of a host tak
 cache directory's lock file and re-check the file after getting it, so N processes finding the token stale
 at once cause one request. Only the lock holder reads the Variable (the cluster tier is re-read right
 before a refresh), which keeps Variable traffic to one read per host and token lifetime. Across hosts, the
-lock holders that still find no fresh token take a lease in the cluster tier (:mod:`token_lease`): one of
+lock holders that still find no fresh token take a lease in the cluster tier (:mod:`.lease`): one of
 them renews, the others wait (bounded) for its token, so a whole cluster makes one request per renewal.
 That slow path (host lock wait, Variable reads, lease, waits) has one deadline, ``token_wait_timeout``:
 once it is spent no cluster-tier call starts, and the token comes from the endpoint.

@@ -305,7 +305,7 @@ class VariableTier:
             self._call("delete", lambda: Variable.delete(self.variable_key))
 
     def lease_store(self) -> VariableLeaseStore:
-        """The Variable holding the cross-host renewal lease of this credential (see :mod:`token_lease`)."""
+        """The Variable holding the cross-host renewal lease of this credential (see :mod:`.lease`)."""
         return VariableLeaseStore(self, f"{LEASE_VARIABLE_PREFIX}{self.variable_key[len(VARIABLE_PREFIX) :]}")
 
 

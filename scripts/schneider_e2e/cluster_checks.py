@@ -23,7 +23,7 @@ from schneider_e2e.measure import PhaseResult
 PULL_TASK = "pull_catalog_delta"
 PREFIX = f"data/{DAG_ID}/{PULL_TASK}/"
 TOKEN_LOG_LINE = "Requested a new Schneider token"
-#: A lease loser that got the winner's token instead of asking the endpoint (token_cache.py).
+#: A lease loser that got the winner's token instead of asking the endpoint (tokens/manager.py).
 LEASE_WAIT_LINE = "token renewal (cluster lease): no request from here"
 
 

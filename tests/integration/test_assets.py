@@ -17,14 +17,14 @@ import pytest
 
 from airflow_provider_schneider import assets
 from airflow_provider_schneider.emulator import data
-from airflow_provider_schneider.operators.api import SchneiderApiOperator
-from airflow_provider_schneider.operators.orders import SchneiderOrderStatusOperator
 from airflow_provider_schneider.operators import (
     SchneiderNetPriceOperator,
     SchneiderProductAvailabilityOperator,
     SchneiderProductCatalogOperator,
     SchneiderStockLevelOperator,
 )
+from airflow_provider_schneider.operators.api import SchneiderApiOperator
+from airflow_provider_schneider.operators.orders import SchneiderOrderStatusOperator
 from airflow_provider_schneider.sinks import read_jsonl
 from tests.support.assets import PrivateAirflow, asset_events, rows, wait_for
 from tests.support.dagrun import run_dag
@@ -208,7 +208,6 @@ def test_outlet_event_extra_is_the_small_manifest_and_never_the_query(emulator, 
 # -- the real thing: producer's event -> consumer's asset-triggered run ---------------------------------
 
 
-@pytest.mark.runs_airflow
 def test_catalog_delta_event_triggers_the_asset_scheduled_consumer(emulator, schneider_conn, tmp_path):
     emulator.configure(today=TODAY.isoformat())
     airflow = PrivateAirflow(tmp_path / "airflow")

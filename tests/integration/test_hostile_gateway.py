@@ -19,8 +19,8 @@ import pytest
 
 from airflow_provider_schneider.hooks.schneider import SchneiderHook
 from tests.conftest import only_profile
-from tests.support.hostile import CASES, HostileCase, run_case
 from tests.support.faults import FAST_RETRIES, ORDERS_PATH
+from tests.support.hostile import CASES, HostileCase, run_case
 
 #: Peak RSS of a child that imported Airflow and the provider and made one call is ~150-250 MB; the
 #: largest allowed body is 64 MiB, read once and parsed once.

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from airflow_provider_schneider.emulator import data
 from airflow_provider_schneider.lineage import api_namespace, output_dataset_name
-from airflow_provider_schneider.operators.orders import SchneiderOrderStatusOperator
 from airflow_provider_schneider.operators import (
     SchneiderNetPriceOperator,
     SchneiderProductCatalogOperator,
     SchneiderStockLevelOperator,
 )
+from airflow_provider_schneider.operators.orders import SchneiderOrderStatusOperator
 from tests.support.operators import context, local
 
 SEED = 42

@@ -26,14 +26,14 @@ from airflow_provider_schneider.exceptions import (
     SchneiderConfigError,
     SchneiderResponseError,
 )
-from airflow_provider_schneider.operators.api import SchneiderApiOperator
-from airflow_provider_schneider.operators.orders import SchneiderOrderStatusOperator
 from airflow_provider_schneider.operators import (
     SchneiderNetPriceOperator,
     SchneiderProductAvailabilityOperator,
     SchneiderProductCatalogOperator,
     SchneiderStockLevelOperator,
 )
+from airflow_provider_schneider.operators.api import SchneiderApiOperator
+from airflow_provider_schneider.operators.orders import SchneiderOrderStatusOperator
 from airflow_provider_schneider.pulls.plan import PullStats
 from airflow_provider_schneider.pulls.report import ProgressLog
 from airflow_provider_schneider.resources import RESOURCES, get_resource, path_segment

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.assets import PrivateAirflow
 from tests.conftest import AIRFLOW_HOME, CLIENT_ID, only_profile
+from tests.support.assets import PrivateAirflow
 from tests.support.faults import EMULATOR_KNOBS, FAST_RETRIES, on_page
 
 DAG_ID = "schneider_order_status_daily"

@@ -23,8 +23,8 @@ import pendulum
 import pytest
 
 from airflow_provider_schneider.emulator import data
-from airflow_provider_schneider.pulls import watermark
 from airflow_provider_schneider.operators import SchneiderProductCatalogOperator
+from airflow_provider_schneider.pulls import watermark
 from airflow_provider_schneider.sinks import read_jsonl
 from tests.support.assets import asset_events, db_path_from_env, rows
 from tests.support.dagrun import DagRunResult

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from tests.support.fakes import FakeClock
+
 REPO = Path(__file__).resolve().parents[1]
 RESULT_MARK = "TOKEN_CHILD "
 ORDERS_PATH = "/v1/supply-chain/partner-order-status/orders/{country}"
@@ -117,25 +119,6 @@ def _airflow_decrypt(value: str) -> str:
 def issued_tokens(emulator: Any) -> list[str]:
     """Every token the emulator issued since its last reset (to scan outputs and files for them)."""
     return list(emulator.request("GET", "/_emulator/tokens").json()["tokens"])
-
-
-class FakeClock:
-    """Injected time for TokenManager / ClusterLease (``clock``, ``monotonic``, ``sleep``): a sleep advances
-    it at once, so a test measures waits of minutes without waiting."""
-
-    def __init__(self, start: float | None = None):
-        self.now = time.time() if start is None else start
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
 
 
 class FakeVariableApi:

@@ -340,8 +340,8 @@ def order_op(**kwargs):
 
 def spec_of(op, unrendered: dict, context: dict | None = None):
     """``output_spec`` as it runs after Airflow rendered ``op``: ``unrendered`` is what the DAG file said."""
-    from airflow_provider_schneider.operators.output import output_spec
-    from tests.operators_support import context as task_context
+    from airflow_provider_schneider.pulls.target import output_spec
+    from tests.support.operators import context as task_context
 
     op.unrendered_fields = {name: getattr(op, name) for name in op.template_fields} | unrendered
     return output_spec(op, context or task_context(), "20261104T000000__20261105T000000")
@@ -386,7 +386,7 @@ def test_request_values_from_an_upstream_xcom_or_a_non_interval_macro_name_the_o
 
 
 def test_a_readable_value_never_takes_the_name_of_a_hashed_one():
-    from airflow_provider_schneider.operators.output import mapped_segments
+    from airflow_provider_schneider.pulls.naming import mapped_segments
 
     [hashed] = mapped_segments({"product_references": ["ABC1", "ABC2"]})
     forged = hashed.split("=", 1)[1]
@@ -394,7 +394,7 @@ def test_a_readable_value_never_takes_the_name_of_a_hashed_one():
 
 
 def test_run_ids_that_read_alike_get_their_own_names():
-    from airflow_provider_schneider.operators.output import interval_key
+    from airflow_provider_schneider.pulls.naming import interval_key
 
     keys = {interval_key({"run_id": run_id}) for run_id in ("a:b", "a+b", "a~b", "a_b")}
     assert len(keys) == 4 and "a_b" in keys
@@ -443,23 +443,21 @@ def test_forged_control_files_cannot_make_a_commit_delete_or_rename_what_is_not_
     assert (local / "keep.txt").read_text() == "mine"
 
 
-def test_a_commit_lock_from_the_future_is_no_lock(monkeypatch):
+def test_a_commit_lock_from_the_future_is_no_lock():
     from fsspec.implementations.memory import MemoryFileSystem
 
     MemoryFileSystem.store.clear()
-    monkeypatch.setattr(commit, "COMMIT_LOCK_SETTLE", 0.01)
     target = to_storage_path("memory://bucket/locked")
     (target.parent / ".locked.commit-lock").write_text(json.dumps({"holder": "forged", "at": 1e12}))
     write_set("memory://bucket/locked", rows(3))  # used to wait COMMIT_LOCK_WAIT (15 minutes), then fail
     assert sorted(p.name for p in target.iterdir()) == [commit.SET_MARKER, "part-00000.jsonl", "part-00001.jsonl"]
 
 
-def test_a_commit_lock_held_forever_fails_the_commit_instead_of_hanging(tmp_path, monkeypatch):
+def test_a_commit_lock_held_forever_fails_the_commit_instead_of_hanging(tmp_path, fake_commit_clock):
     import fcntl
 
     from airflow_provider_schneider.exceptions import SchneiderStorageError
 
-    monkeypatch.setattr(commit, "COMMIT_LOCK_WAIT", 0.3)
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)  # anyone who can read the folder can do this
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
@@ -505,27 +503,12 @@ def test_dots_encoded_any_number_of_times_are_refused():
         check_confined(f"file:///data/base/{segment}/victim", "file:///data/base/", "t")
 
 
-class DictStore:
-    """The task state store's three calls, kept in a dict (a fake of the project's own seam)."""
-
-    def __init__(self) -> None:
-        self.values: dict = {}
-
-    def get(self, key: str):
-        return self.values.get(key)
-
-    def set(self, key: str, value) -> None:
-        self.values[key] = json.loads(json.dumps(value))
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-
-
 def test_an_edited_checkpoint_header_is_refused(tmp_path, caplog):
     import logging
 
-    from airflow_provider_schneider.operators.resume import CHECKPOINT_KEY, Checkpoint, ResumablePull, seal_key
     from airflow_provider_schneider.outputs.staging import ChunkOwner
+    from airflow_provider_schneider.pulls.resume import CHECKPOINT_KEY, Checkpoint, ResumablePull, seal_key
+    from tests.support.fakes import DictStore
 
     store, owner = DictStore(), ChunkOwner("fp", "abcdef012345", 1)
     target = to_storage_path(f"file://{tmp_path}/t.jsonl")

@@ -111,7 +111,7 @@ def test_a_clean_pull_has_no_data_fixes_and_unchanged_bytes(tmp_path):
 
 
 def test_collect_for_xcom_returns_strict_json_records():
-    from airflow_provider_schneider.pulls.target import collect_for_xcom
+    from airflow_provider_schneider.outputs.xcom import collect_for_xcom
 
     records, output = collect_for_xcom(iter([json.loads(RAW), CLEAN]), "t", 10, 10_000)
     assert records == [REPAIRED, CLEAN]

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.config.settings import (
     ENVIRONMENTS,
     TOKEN_CLUSTER_LEASE_ENV,
     TOKEN_CLUSTER_SETTLE_ENV,
     settings_from_connection,
 )
+from airflow_provider_schneider.exceptions import SchneiderConfigError
 
 SECRET = "s3cr3t-Value-Never-Printed"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_schneider.tokens.token import Token
 from airflow_provider_schneider.tokens.tiers import MAX_ENTRY_BYTES, CacheKey, FileTier, TokenCipher
+from airflow_provider_schneider.tokens.token import Token
 
 KEY = CacheKey("https://api.example.com/token", "client-1", "")
 CIPHER = TokenCipher("secret-value", KEY)

@@ -15,18 +15,19 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_schneider.process import STATE
-from airflow_provider_schneider.tokens.token import Token
-from airflow_provider_schneider.tokens.manager import TokenManager
 from airflow_provider_schneider.config.fields import TOKEN_CLUSTER_LEASE_ENV as LEASE_ENV
 from airflow_provider_schneider.config.fields import TOKEN_CLUSTER_SETTLE_ENV as SETTLE_ENV
+from airflow_provider_schneider.process import STATE
 from airflow_provider_schneider.tokens.lease import (
     MAX_WAIT,
     Budget,
     ClusterLease,
     LeaseRecord,
 )
-from tests.support.tokens import FakeClock, FakeVariableApi, settings_for, use_fake_variables
+from airflow_provider_schneider.tokens.manager import TokenManager
+from airflow_provider_schneider.tokens.token import Token
+from tests.support.fakes import FakeClock, OnSleep
+from tests.support.tokens import FakeVariableApi, settings_for, use_fake_variables
 
 FORGED = json.dumps({"holder": "x", "until": 1e12})  # "a holder until year 33658"
 
@@ -73,7 +74,7 @@ def host(tmp_path, monkeypatch):
         api = use_fake_variables(monkeypatch, FakeVariableApi(clock, latency))
         settings = settings_for(tmp_path / "host", **{"token_cluster_settle": 0.5, **extra})
         endpoint = Endpoint(clock)
-        manager = TokenManager(settings, endpoint, clock=clock.time, sleep=clock.sleep, monotonic=clock.monotonic)
+        manager = TokenManager(settings, endpoint, clock=clock)
         return manager, api, endpoint, clock
 
     yield make
@@ -112,13 +113,13 @@ def test_forged_and_damaged_leases_are_no_leases():
         assert LeaseRecord.parse(raw) is None
     clock = FakeClock(now)
     store = Store(FORGED)
-    lease = ClusterLease(store, settle=0.5, wait=10, clock=clock.time, sleep=clock.sleep, monotonic=clock.monotonic)
+    lease = ClusterLease(store, settle=0.5, wait=10, clock=clock)
     assert lease.acquire() == "won" and clock.sleeps == [0.5]
     lease.release()
     assert store.value is None
     # A forged lease landing during the settle delay: lost, and the wait it implies is bounded by ours.
     forge = Store()
-    lease = ClusterLease(forge, settle=0.5, wait=10, clock=clock.time, sleep=lambda s: forge.set(FORGED))
+    lease = ClusterLease(forge, settle=0.5, wait=10, clock=OnSleep(lambda s: forge.set(FORGED), clock))
     assert lease.acquire() == "lost" and lease.until <= clock.now + 10 and not lease.still_held_by_other()
 
 
@@ -157,11 +158,11 @@ def test_a_spent_budget_skips_the_cluster_tier_and_says_so(host, caplog):
 
 def test_budget():
     clock = FakeClock(100.0)
-    budget = Budget(10, clock.monotonic)
+    budget = Budget(10, clock)
     assert budget.left() == 10 and not budget.spent
     clock.sleep(12)
     assert budget.left() == 0 and budget.spent
-    assert Budget(-5, clock.monotonic).spent and Budget(0, clock.monotonic).spent
+    assert Budget(-5, clock).spent and Budget(0, clock).spent
 
 
 def test_replaces_survives_the_cache_round_trip():

@@ -18,19 +18,17 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_schneider.process import STATE
-from airflow_provider_schneider.tokens import tiers as token_tiers
-from airflow_provider_schneider.tokens.token import Token
-from airflow_provider_schneider.tokens.manager import TokenManager
-from airflow_provider_schneider.tokens.token import token_id
 from airflow_provider_schneider.config.fields import TOKEN_CLUSTER_LEASE_ENV as LEASE_ENV
 from airflow_provider_schneider.config.fields import TOKEN_CLUSTER_SETTLE_ENV as SETTLE_ENV
+from airflow_provider_schneider.process import STATE
+from airflow_provider_schneider.tokens import tiers as token_tiers
 from airflow_provider_schneider.tokens.lease import (
     ClusterLease,
     LeaseRecord,
-    lease_enabled,
-    settle_delay,
 )
+from airflow_provider_schneider.tokens.manager import TokenManager
+from airflow_provider_schneider.tokens.token import Token, token_id
+from tests.support.fakes import OnSleep
 from tests.support.tokens import settings_for
 
 #: Version-agnostic (the hook and its transport, or a fake store): the lowest-version run skips it.
@@ -187,7 +185,7 @@ def test_a_slow_variable_api_stretches_the_settle_delay(tmp_path, variables, mon
     monkeypatch.setattr(variables, "latency", 0.3)
     manager = TokenManager(settings_for(tmp_path / "host"), Endpoint(tmp_path, latency=0))
     sleeps: list[float] = []
-    lease = ClusterLease(manager.variable.lease_store(), settle=0.1, wait=10, sleep=sleeps.append)  # type: ignore[union-attr]
+    lease = ClusterLease(manager.variable.lease_store(), settle=0.1, wait=10, clock=OnSleep(sleeps.append))  # type: ignore[union-attr]
     assert lease.acquire() == "won"
     assert sleeps and sleeps[0] >= 2 * 0.6 - 0.05  # twice the read + write that came before
 
@@ -226,15 +224,16 @@ def test_lease_records_and_knobs(monkeypatch):
         assert LeaseRecord.parse(damaged) is None
     monkeypatch.delenv(LEASE_ENV, raising=False)
     monkeypatch.setenv(SETTLE_ENV, "1e9")
-    assert settle_delay(settings_for(Path("/nonexistent"))) == 10.0  # the variable is clamped
+    nowhere = Path("/nonexistent")
+    assert settings_for(nowhere).token_cluster_settle == 10.0  # the variable is clamped
     monkeypatch.setenv(SETTLE_ENV, "nan")
-    assert settle_delay(settings_for(Path("/nonexistent"))) == 0.5
-    assert settle_delay(settings_for(Path("/nonexistent"), token_cluster_settle=0.2)) == 0.2  # the field wins
-    assert lease_enabled(settings_for(Path("/nonexistent")))
-    assert not lease_enabled(settings_for(Path("/nonexistent"), token_cluster_lease="false"))
+    assert settings_for(nowhere).token_cluster_settle == 0.5
+    assert settings_for(nowhere, token_cluster_settle=0.2).token_cluster_settle == 0.2  # the field wins
+    assert settings_for(nowhere).token_cluster_lease
+    assert not settings_for(nowhere, token_cluster_lease="false").token_cluster_lease
     monkeypatch.setenv(LEASE_ENV, "off")
-    assert not lease_enabled(settings_for(Path("/nonexistent")))
-    assert lease_enabled(settings_for(Path("/nonexistent"), token_cluster_lease=True))  # the field wins
+    assert not settings_for(nowhere).token_cluster_lease
+    assert settings_for(nowhere, token_cluster_lease=True).token_cluster_lease  # the field wins
 
 
 def test_the_connection_field_turns_the_lease_off(tmp_path, variables, caplog):
@@ -266,11 +265,13 @@ def test_a_foreign_write_during_the_settle_delay_loses_the_lease():
             self.value = None
 
     store = Store()
-    lease = ClusterLease(store, settle=0.5, wait=10, sleep=lambda s: store.set(LeaseRecord("other", 1e12).dump()))
+    lease = ClusterLease(
+        store, settle=0.5, wait=10, clock=OnSleep(lambda s: store.set(LeaseRecord("other", time.time() + 20).dump()))
+    )
     assert lease.acquire() == "lost" and lease.until <= time.time() + 10
     lease.release()
     assert store.value is not None  # someone else's lease is kept
-    mine = ClusterLease(Store(), settle=0.5, wait=10, sleep=lambda s: None)
+    mine = ClusterLease(Store(), settle=0.5, wait=10, clock=OnSleep(lambda s: None))
     assert mine.acquire() == "won"
     mine.release()
     assert mine.store.value is None
