@@ -15,7 +15,7 @@ LINT ?= lint
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: setup setup-lowest setup-cluster demo test test-lowest test-matrix lint bench dist clean e2e-cluster
+.PHONY: setup setup-lowest setup-cluster demo test test-unit test-lowest test-matrix lint bench dist clean e2e-cluster
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ lint: setup
 
 test: setup $(LINT)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The inner loop: the unit tier only (no Airflow process, no emulator, no real sleeps; seconds, not minutes).
+test-unit: setup
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 # The suite on the lowest supported Airflow, minus the scheduler e2e run, the 3.2+ UI form test and two
 # slow tests of pure token-cache behaviour (CI time: both versions together stay under 20 minutes).

@@ -32,7 +32,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from airflow_provider_schneider.exceptions import SchneiderError
@@ -40,103 +40,29 @@ from airflow_provider_schneider.outputs.staging import (
     Chunk,
     ChunkOwner,
     ChunkWriter,
-    chunk_from,
     page_digest,
     problem_with,
     read_chunk,
     remove_all_chunks,
-    sealed_fields,
 )
 from airflow_provider_schneider.pulls.arguments import max_age_seconds
+from airflow_provider_schneider.pulls.checkpoint import (
+    CHECKPOINT_KEY,
+    CLOCK_SKEW,
+    Checkpoint,
+    seal,
+    seal_header,
+    seal_key,
+)
 from airflow_provider_schneider.pulls.naming import task_key, try_number_of
 
-CHECKPOINT_KEY = "schneider.pull.checkpoint"
 #: A chunk is complete at each 1/CHUNK_STEPS of the pages ...
 CHUNK_STEPS = 20
 #: ... or after this many seconds, once it holds at least 1 % of the pages (at most ~100 chunks a pull).
 CHUNK_SECONDS = 60.0
-#: Seconds a checkpoint's ``saved_at`` may lie ahead of this host's clock (another host saved it).
-CLOCK_SKEW = 300.0
 #: A checkpoint older than this is not resumed (the data behind it may have moved on): 12 hours by default,
 #: the operator's ``resume_max_age``.
 RESUME_MAX_AGE = 12 * 3600.0
-_VERSION = 4
-_SEAL_CONTEXT = b"airflow-provider-schneider resume chunk seal v1"
-
-
-def seal_key(secret: str) -> bytes:
-    """The key chunks are sealed with: derived from the connection's secret, which the task-state API and the
-    object store never see (a rotated secret makes every earlier checkpoint unusable, as it should)."""
-    return hmac.new(secret.encode("utf-8", "surrogatepass"), _SEAL_CONTEXT, hashlib.sha256).digest()
-
-
-def seal(key: bytes, owner: ChunkOwner, chunk: Chunk) -> str:
-    message = json.dumps([owner.fingerprint, owner.task, owner.generation]).encode() + sealed_fields(chunk)
-    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
-
-
-def seal_header(key: bytes, owner: ChunkOwner, checkpoint: Checkpoint) -> str:
-    """The seal over what a checkpoint says besides its chunks: totals, when it was saved, when the pull began."""
-    fields = [checkpoint.total_pages, checkpoint.total_records, checkpoint.saved_at, checkpoint.started_at]
-    message = json.dumps([owner.fingerprint, owner.task, owner.generation, *fields]).encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    fingerprint: str
-    #: Which run of tries wrote it: ``max_tries - retries`` (a clear of the task starts a new one).
-    generation: int
-    total_pages: int
-    total_records: int | None
-    chunks: tuple[Chunk, ...] = ()
-    saved_at: float = field(default_factory=time.time)
-    #: When the try that staged the first chunk began: the moment its pages describe.
-    started_at: float = field(default_factory=time.time)
-    #: :func:`seal_header` of the fields above (the chunks carry seals of their own).
-    seal: str = ""
-
-    @property
-    def pages(self) -> int:
-        """The highest contiguous page staged."""
-        return self.chunks[-1].last if self.chunks else 0
-
-    @property
-    def records(self) -> int:
-        return sum(c.records for c in self.chunks)
-
-    def with_chunk(self, chunk: Chunk) -> Checkpoint:
-        return replace(self, chunks=(*self.chunks, chunk))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"v": _VERSION, **asdict(self), "chunks": [asdict(c) for c in self.chunks]}
-
-    @classmethod
-    def from_json(cls, value: Any, owner: ChunkOwner, target: Any) -> Checkpoint | None:
-        """``None`` for anything that is not a checkpoint this version wrote for this task instance."""
-        if not isinstance(value, Mapping) or value.get("v") != _VERSION:
-            return None
-        try:
-            chunks = tuple(chunk_from(c, owner, target) for c in value["chunks"])
-            total_records = value["total_records"]
-            checkpoint = cls(
-                str(value["fingerprint"]),
-                int(value["generation"]),
-                int(value["total_pages"]),
-                None if total_records is None else int(total_records),
-                chunks,
-                float(value["saved_at"]),
-                float(value["started_at"]),
-                str(value["seal"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            return None
-        expected = 1
-        for chunk in chunks:  # contiguous from page 1
-            if chunk.first != expected or chunk.last < chunk.first:
-                return None
-            expected = chunk.last + 1
-        return checkpoint
 
 
 class PageBatch(NamedTuple):

@@ -25,7 +25,7 @@ from airflow_provider_schneider.operators.orders import SchneiderOrderStatusOper
 from tests.support.operators import context, local
 
 SEED = 42
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout
 ORDERS_PATH = "/v1/supply-chain/partner-order-status/orders/{}"
 
 

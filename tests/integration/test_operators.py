@@ -94,9 +94,13 @@ print(json.dumps({"added": added, "all": sorted(sys.modules)}))
         "airflow_provider_schneider.operators.orders",
         "airflow_provider_schneider.operators.products",
         "airflow_provider_schneider.operators.catalog",
+        "airflow_provider_schneider.config",
+        "airflow_provider_schneider.pulls",
         "airflow_provider_schneider.pulls.plan",
         "airflow_provider_schneider.pulls.arguments",
-        "airflow_provider_schneider.pulls.target",  # stdlib: output arguments and default names
+        "airflow_provider_schneider.pulls.naming",  # stdlib: what names a default output
+        "airflow_provider_schneider.pulls.report",  # stdlib: the pull's log lines
+        "airflow_provider_schneider.pulls.target",  # stdlib: output arguments and where the output goes
         "airflow_provider_schneider.outputs",
         "airflow_provider_schneider.outputs.formats",  # stdlib: the formats and their compressions
         "airflow_provider_schneider.outputs.location",  # stdlib: where a rendered output may go

@@ -20,7 +20,7 @@ import pytest
 from airflow_provider_schneider.emulator import data
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators import SchneiderOrderStatusOperator, SchneiderProductCatalogOperator
-from airflow_provider_schneider.outputs.commit import SET_MARKER
+from airflow_provider_schneider.outputs.ownership import SET_MARKER
 from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
 from airflow_provider_schneider.sinks import part_uris, read_csv, read_jsonl
 from tests.support.operators import context, local, partials, sha256
@@ -252,7 +252,7 @@ def test_two_concurrent_runs_writing_one_target_both_complete(emulator, schneide
     emulator.configure(orders_per_country=400, latency_ms=40)
     target = f"file://{tmp_path}/shared/" + ("" if split else "orders.jsonl")
     kwargs = {"output_path": target, **({"max_records_per_file": 150} if split else {})}
-    repo = str(Path(__file__).parents[1])
+    repo = str(Path(__file__).parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
     runs = []
     for country in ("FR", "DE"):  # different records, so a mix of the two would show

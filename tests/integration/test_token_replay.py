@@ -96,10 +96,18 @@ def test_a_replay_with_an_older_token_says_so(emulator, schneider_conn):
     hook = SchneiderHook()
     old = Token(emulator.get_token(), expires_at=time.time() + 3000, lifetime=3600)
 
-    def get_token(replacing: Token | None = None) -> Token:
-        return old
+    class OnlyTheOldToken:
+        """A source that renews, but can only give back a token from before the 401."""
 
-    client = SchneiderHttpClient(hook.settings, auth=BearerTokenAuth(get_token, lambda token: None))
+        renews = True
+
+        def get_token(self, *, replacing: Token | None = None) -> Token:
+            return old
+
+        def invalidate(self, token: Token) -> float | None:
+            return None
+
+    client = SchneiderHttpClient(hook.settings, auth=BearerTokenAuth(OnlyTheOldToken()))
     emulator.add_fault(target="api", kind="status", status=401, times=2)
     with pytest.raises(SchneiderPermissionError) as info:
         client.request("GET", ORDERS, params={"page-size": 1})

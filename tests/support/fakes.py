@@ -61,3 +61,30 @@ class OnSleep:
 
     def sleep(self, seconds: float) -> None:
         self.action(seconds)
+
+
+class LineLog:
+    """A logger stub that keeps what it was told: ``(level, message)`` pairs, ``%`` formatting applied (the
+    calls the pull engine makes: ``info``, ``warning``, ``debug``, ``error``)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str]] = []
+
+    def _keep(self, level: str, message: str, *args: Any) -> None:
+        self.records.append((level, message % args if args else message))
+
+    def debug(self, message: str, *args: Any) -> None:
+        self._keep("debug", message, *args)
+
+    def info(self, message: str, *args: Any) -> None:
+        self._keep("info", message, *args)
+
+    def warning(self, message: str, *args: Any) -> None:
+        self._keep("warning", message, *args)
+
+    def error(self, message: str, *args: Any) -> None:
+        self._keep("error", message, *args)
+
+    def lines(self, level: str | None = None) -> list[str]:
+        """The messages (of ``level``, or all), in order."""
+        return [message for kind, message in self.records if level is None or kind == level]

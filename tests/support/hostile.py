@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.support.hostile_child import ORDERS, RESULT_MARK
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout
 GIB = 1 << 30
 
 #: Connection extras of every case: a 3 s attempt deadline, a 10 s read timeout (what the red-team pass
@@ -115,7 +115,7 @@ def run_case(
     env = {**os.environ, "AIRFLOW_CONN_SCHNEIDER_DEFAULT": json.dumps(connection)}
     # Run as a script from outside the checkout, so only ``source`` (or the installed package) is importable.
     env["PYTHONPATH"] = str(source) if source is not None else ""
-    cmd = [sys.executable, str(REPO / "tests" / "hostile_child.py"), case.op, case.path]
+    cmd = [sys.executable, str(REPO / "tests" / "support" / "hostile_child.py"), case.op, case.path]
     started = time.monotonic()
     child = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=tempfile.gettempdir()

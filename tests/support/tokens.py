@@ -22,7 +22,7 @@ from typing import Any
 
 from tests.support.fakes import FakeClock
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout
 RESULT_MARK = "TOKEN_CHILD "
 ORDERS_PATH = "/v1/supply-chain/partner-order-status/orders/{country}"
 TOKEN_LOG_LINE = "Requested a new Schneider token"

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout
 SCRIPT = REPO / "scripts" / "e2e_backfill.py"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
-from airflow_provider_schneider.outputs import commit
+from airflow_provider_schneider.outputs import commit, ownership
 from airflow_provider_schneider.outputs.location import OutputLocationError, check_confined, static_root
 from airflow_provider_schneider.outputs.storage import TaskTry, WriterTag, to_storage_path
 from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
@@ -104,12 +104,12 @@ def rows(n: int, tag: str = "a") -> list[dict]:
 def test_a_set_replaces_only_its_own_parts_and_says_what_it_wrote(tmp_path):
     target = tmp_path / "out"
     first = write_set(f"file://{target}", rows(6))
-    marker = json.loads((target / commit.SET_MARKER).read_text())
+    marker = json.loads((target / ownership.SET_MARKER).read_text())
     assert [p["name"] for p in marker["parts"]] == ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]
     assert [p["sha256"] for p in marker["parts"]] == [p["sha256"] for p in first["parts"]]
 
     second = write_set(f"file://{target}", rows(3, "b"))  # shorter: no part of the longer set survives
-    assert sorted(p.name for p in target.iterdir()) == [commit.SET_MARKER, "part-00000.jsonl", "part-00001.jsonl"]
+    assert sorted(p.name for p in target.iterdir()) == [ownership.SET_MARKER, "part-00000.jsonl", "part-00001.jsonl"]
     assert [r for uri in part_uris(second) for r in read_jsonl(uri)] == rows(3, "b")
 
 
@@ -122,7 +122,7 @@ def test_a_folder_holding_foreign_files_is_refused_and_left_untouched(tmp_path, 
     planted.write_text("not ours")
     before = sorted(str(p.relative_to(target)) for p in target.rglob("*"))
 
-    with pytest.raises(commit.OutputConflict, match=r"orders: output_path: the folder .* holds files this provider"):
+    with pytest.raises(ownership.OutputConflict, match=r"orders: output_path: the folder .* holds files this provider"):
         write_set(f"file://{target}", rows(2, "b"), where="orders: output_path")
 
     assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == before
@@ -135,7 +135,7 @@ def test_a_folder_of_someone_else_is_refused_before_anything_is_written(tmp_path
     victim.mkdir()
     (victim / "thesis.docx").write_text("years of work")
     writer = RecordWriter(OutputSpec(f"file://{victim}", max_records_per_file=5), where="t: output_path")
-    with pytest.raises(commit.OutputConflict):
+    with pytest.raises(ownership.OutputConflict):
         writer.__enter__()  # the writer's start: the operator enters it before the first API call
     assert [p.name for p in victim.iterdir()] == ["thesis.docx"]
 
@@ -146,14 +146,14 @@ def test_a_legacy_set_without_marker_is_still_replaced(tmp_path):
     for i in range(3):
         (target / f"part-{i:05d}.jsonl").write_text('{"old": true}\n')
     write_set(f"file://{target}", rows(2))
-    assert sorted(p.name for p in target.iterdir()) == [commit.SET_MARKER, "part-00000.jsonl"]
+    assert sorted(p.name for p in target.iterdir()) == [ownership.SET_MARKER, "part-00000.jsonl"]
 
 
 def test_a_file_output_never_replaces_a_folder(tmp_path):
     folder = tmp_path / "x.jsonl"
     folder.mkdir()
     (folder / "a").write_text("kept")
-    with pytest.raises(commit.OutputConflict, match="is a folder"):
+    with pytest.raises(ownership.OutputConflict, match="is a folder"):
         with RecordWriter(OutputSpec(f"file://{folder}")) as writer:
             writer.write({"a": 1})
     assert (folder / "a").read_text() == "kept"
@@ -164,7 +164,7 @@ def test_a_symbolic_link_is_never_followed_into_a_folder(tmp_path):
     elsewhere.mkdir()
     (elsewhere / "part-00000.jsonl").write_text("theirs\n")
     (tmp_path / "out").symlink_to(elsewhere)
-    with pytest.raises(commit.OutputConflict, match="symbolic link"):
+    with pytest.raises(ownership.OutputConflict, match="symbolic link"):
         write_set(f"file://{tmp_path / 'out'}", rows(2))
     assert (elsewhere / "part-00000.jsonl").read_text() == "theirs\n"
 
@@ -173,7 +173,7 @@ def test_a_symbolic_link_is_never_followed_into_a_folder(tmp_path):
 
 KILLED_COMMIT = r"""
 import os, sys
-from airflow_provider_schneider.outputs import commit
+from airflow_provider_schneider.outputs import commit, ownership
 from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
 
 target, mode = sys.argv[1], sys.argv[2]
@@ -209,7 +209,7 @@ def killed_commit(tmp_path: Path, target: Path, mode: str) -> int:
 
 
 def set_records(target: Path) -> list[dict]:
-    marker = json.loads((target / commit.SET_MARKER).read_text())
+    marker = json.loads((target / ownership.SET_MARKER).read_text())
     return [r for p in marker["parts"] for r in read_jsonl(f"file://{target / p['name']}")]
 
 
@@ -258,16 +258,16 @@ def test_an_interrupted_object_store_commit_is_finished_from_its_journal(tmp_pat
     staged.mkdir()
     for i, name in enumerate(["part-00000.jsonl", "part-00001.jsonl"]):
         (staged / name).write_text(json.dumps({"id": i, "tag": "new"}) + "\n")
-    (staged / commit.SET_MARKER).write_text(
-        commit.set_marker([{"name": "part-00000.jsonl"}, {"name": "part-00001.jsonl"}])
+    (staged / ownership.SET_MARKER).write_text(
+        ownership.set_marker([{"name": "part-00000.jsonl"}, {"name": "part-00001.jsonl"}])
     )
-    old = sorted(commit.owned_parts(target, "t"))
+    old = sorted(ownership.owned_parts(target, "t"))
     commit._write_journal(target, {"staged": staged.name, "new": ["part-00000.jsonl", "part-00001.jsonl"], "old": old})
     (staged / "part-00000.jsonl").rename(target / "part-00000.jsonl")  # one copy done, then the writer died
 
     commit.recover(target)
 
-    assert sorted(p.name for p in target.iterdir()) == [commit.SET_MARKER, "part-00000.jsonl", "part-00001.jsonl"]
+    assert sorted(p.name for p in target.iterdir()) == [ownership.SET_MARKER, "part-00000.jsonl", "part-00001.jsonl"]
     assert [json.loads((target / n).read_text())["tag"] for n in ("part-00000.jsonl", "part-00001.jsonl")] == [
         "new",
         "new",
@@ -437,8 +437,10 @@ def test_forged_control_files_cannot_make_a_commit_delete_or_rename_what_is_not_
     # A marker that lists a file that is no part: no marker of ours, so the folder is refused, not emptied.
     write_set(f"file://{local}", rows(2))
     (local / "keep.txt").write_text("mine")
-    (local / commit.SET_MARKER).write_text(commit.set_marker([{"name": "part-00000.jsonl"}, {"name": "keep.txt"}]))
-    with pytest.raises(commit.OutputConflict):
+    (local / ownership.SET_MARKER).write_text(
+        ownership.set_marker([{"name": "part-00000.jsonl"}, {"name": "keep.txt"}])
+    )
+    with pytest.raises(ownership.OutputConflict):
         write_set(f"file://{local}", rows(2, "b"))
     assert (local / "keep.txt").read_text() == "mine"
 
@@ -450,7 +452,7 @@ def test_a_commit_lock_from_the_future_is_no_lock():
     target = to_storage_path("memory://bucket/locked")
     (target.parent / ".locked.commit-lock").write_text(json.dumps({"holder": "forged", "at": 1e12}))
     write_set("memory://bucket/locked", rows(3))  # used to wait COMMIT_LOCK_WAIT (15 minutes), then fail
-    assert sorted(p.name for p in target.iterdir()) == [commit.SET_MARKER, "part-00000.jsonl", "part-00001.jsonl"]
+    assert sorted(p.name for p in target.iterdir()) == [ownership.SET_MARKER, "part-00000.jsonl", "part-00001.jsonl"]
 
 
 def test_a_commit_lock_held_forever_fails_the_commit_instead_of_hanging(tmp_path, fake_commit_clock):
@@ -507,7 +509,8 @@ def test_an_edited_checkpoint_header_is_refused(tmp_path, caplog):
     import logging
 
     from airflow_provider_schneider.outputs.staging import ChunkOwner
-    from airflow_provider_schneider.pulls.resume import CHECKPOINT_KEY, Checkpoint, ResumablePull, seal_key
+    from airflow_provider_schneider.pulls.checkpoint import CHECKPOINT_KEY, Checkpoint, seal_key
+    from airflow_provider_schneider.pulls.resume import ResumablePull
     from tests.support.fakes import DictStore
 
     store, owner = DictStore(), ChunkOwner("fp", "abcdef012345", 1)

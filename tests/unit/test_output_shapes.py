@@ -23,7 +23,7 @@ from airflow_provider_schneider.outputs import parquet
 from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
 from tests.support.operators import local
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout
 FORMATS = ("jsonl", "csv", "parquet")
 #: As ``json.loads`` gives them from an API's body: a lone surrogate in a value, a key and a nested list;
 #: NaN, Infinity, -Infinity and a number that overflows to infinity, at the top and nested.
