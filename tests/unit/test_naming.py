@@ -71,11 +71,6 @@ def test_a_run_id_with_other_characters_is_made_readable_and_keeps_a_hash_of_its
     assert "/" not in interval_key({"run_id": "a/../../b"}) and ".." in interval_key({"run_id": "a/../../b"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="naming.py interval_key: a readable run id shaped like '<readable>-h<12 hex>' is returned as it is, so "
-    "it can take the name another run id was given (mapped_segments escapes hash-looking values; this does not)",
-)
 def test_a_readable_run_id_never_takes_the_name_of_a_hashed_one():
     hashed_name = interval_key({"run_id": "a:b"})
     assert interval_key({"run_id": hashed_name}) != hashed_name
@@ -243,12 +238,6 @@ def test_a_template_the_environment_cannot_parse_counts_as_decided():
     assert templated_arguments(StubTask({"q": "{{ broken"}, q="x")) == {"q": "x"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="naming.py _decided_at_run_time: a value that is not '{{'-templated is taken as fixed before the task's "
-    "environment is asked, so '[[ params.country ]]' rendered by a DAG's jinja_environment_kwargs adds no segment "
-    "(target._root treats the same case as run-decided)",
-)
 def test_the_dags_own_delimiters_are_parsed_with_the_tasks_environment():
     env = jinja2.Environment(variable_start_string="[[", variable_end_string="]]")
     task = StubTask({"country": "[[ params.country ]]"}, env=env, country="DE")

@@ -534,7 +534,7 @@ def test_a_literal_output_base_ending_in_a_slash_is_the_authors_own(tmp_path):
 
 
 def test_a_run_id_shaped_like_a_hashed_one_cannot_take_its_name():
-    from airflow_provider_schneider.operators.output import interval_key
+    from airflow_provider_schneider.pulls.naming import interval_key
 
     hashed = interval_key({"run_id": "a:b"})
     assert interval_key({"run_id": hashed}) != hashed
@@ -556,7 +556,7 @@ def test_a_planted_chunk_is_refused_by_its_bytes_before_anything_in_it_is_unpack
 
 
 def test_an_empty_first_page_without_a_record_count_ends_the_pull():
-    from airflow_provider_schneider.pagination import PageCounters, iter_pages
+    from airflow_provider_schneider.client.pagination import PageCounters, iter_pages
 
     asked: list[int] = []
 
