@@ -20,31 +20,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_schneider.config.fields import (
-    CLIENT_AUTH_MODES,
     ENVIRONMENTS,
     FIELDS_BY_NAME,
-    MAX_CONCURRENCY_CAP,
     TOKEN_CACHE_TIERS,
-    TOKEN_CLUSTER_LEASE_ENV,
-    TOKEN_CLUSTER_SETTLE_ENV,
     ConnField,
     default,
 )
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 
-__all__ = [
-    "CLIENT_AUTH_MODES",
-    "CONN_TYPE",
-    "DEFAULT_CONN_ID",
-    "ENVIRONMENTS",
-    "MAX_CONCURRENCY_CAP",
-    "TOKEN_CACHE_TIERS",
-    "TOKEN_CLUSTER_LEASE_ENV",
-    "TOKEN_CLUSTER_SETTLE_ENV",
-    "RetryPolicy",
-    "SchneiderSettings",
-    "settings_from_connection",
-]
+__all__ = ["CONN_TYPE", "DEFAULT_CONN_ID", "RetryPolicy", "SchneiderSettings", "settings_from_connection"]
 
 CONN_TYPE = "schneider"
 DEFAULT_CONN_ID = "schneider_default"

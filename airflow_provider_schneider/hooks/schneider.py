@@ -13,10 +13,10 @@ from airflow_provider_schneider.client.auth import ApiAuth, ApiKeyAuth
 from airflow_provider_schneider.client.http import SchneiderHttpClient
 from airflow_provider_schneider.client.pagination import HeldPages, Page, PageCounters, iter_pages, records_of
 from airflow_provider_schneider.client.transport import build_session
+from airflow_provider_schneider.config.fields import MAX_CONCURRENCY_CAP
 from airflow_provider_schneider.config.settings import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
-    MAX_CONCURRENCY_CAP,
     SchneiderSettings,
     settings_from_connection,
 )

@@ -27,9 +27,7 @@ from airflow_provider_schneider.pulls.naming import interval_key, map_index_of, 
 from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullResult, PullStats
 from airflow_provider_schneider.pulls.report import end_line, log_repairs, start_line
 from airflow_provider_schneider.pulls.target import (
-    OUTPUT_BASE_ENV,
     checked_output_options,
-    default_output_base,
     output_spec,
 )
 
@@ -41,7 +39,7 @@ if TYPE_CHECKING:
     from airflow_provider_schneider.outputs.writer import OutputSpec
     from airflow_provider_schneider.pulls.resume import ResumablePull
 
-__all__ = ["OUTPUT_BASE_ENV", "SchneiderBaseOperator", "default_output_base", "interval_key"]
+__all__ = ["SchneiderBaseOperator"]
 
 #: XCom rows live in the metadata database: the small-result mode refuses more than this by default.
 DEFAULT_MAX_XCOM_RECORDS = 1000

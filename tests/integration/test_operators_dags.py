@@ -21,7 +21,7 @@ TODAY = dt.date(2026, 11, 20)
 
 
 def data_root() -> Path:
-    from airflow_provider_schneider.operators.base import default_output_base
+    from airflow_provider_schneider.pulls.target import default_output_base
 
     return local(default_output_base())
 

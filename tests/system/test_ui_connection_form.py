@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from airflow_provider_schneider.config.settings import TOKEN_CLUSTER_LEASE_ENV
+from airflow_provider_schneider.config.fields import TOKEN_CLUSTER_LEASE_ENV
 from airflow_provider_schneider.get_provider_info import CONN_FIELDS
 from tests.conftest import API_KEY, CLIENT_ID, CLIENT_SECRET, REPO, only_profile
 from tests.support.ui import CHROMIUM_MISSING, PLAYWRIGHT_MISSING, ApiServer, UiTestSkippedWarning, chromium_path

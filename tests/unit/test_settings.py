@@ -6,12 +6,8 @@ import json
 
 import pytest
 
-from airflow_provider_schneider.config.settings import (
-    ENVIRONMENTS,
-    TOKEN_CLUSTER_LEASE_ENV,
-    TOKEN_CLUSTER_SETTLE_ENV,
-    settings_from_connection,
-)
+from airflow_provider_schneider.config.fields import ENVIRONMENTS, TOKEN_CLUSTER_LEASE_ENV, TOKEN_CLUSTER_SETTLE_ENV
+from airflow_provider_schneider.config.settings import settings_from_connection
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 
 SECRET = "s3cr3t-Value-Never-Printed"
