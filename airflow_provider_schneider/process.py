@@ -1,5 +1,6 @@
 """What this provider keeps per process, in one place: the token memory tier, the refresh locks, the tokens
-a process saw rejected, the transport's deadline thread, warnings said once; and the clock time decides by.
+a process saw rejected, the transport's deadline thread, warnings said once; the clock time decides by,
+and the one way a process waits for a lock another process holds.
 
 One fork handler keeps a forked task process from inheriting a lock another thread of its parent was
 holding (or a deadline thread it does not have); tests start each case from a clean slate with
@@ -38,6 +39,25 @@ class SystemClock:
 
 
 SYSTEM_CLOCK: Clock = SystemClock()
+
+
+def flock_within(fd: int, seconds: float, clock: Clock = SYSTEM_CLOCK, *, longest_pause: float = 0.25) -> bool:
+    """Take an exclusive ``flock`` on ``fd``, polling with a growing pause; ``False`` once ``seconds`` passed
+    without it (the kernel drops a dead holder's lock, so a timeout means a live holder is stuck). Other
+    ``OSError``s (a filesystem that cannot lock this kind of file) propagate."""
+    import fcntl
+
+    deadline = clock.monotonic() + seconds
+    pause = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if clock.monotonic() > deadline:
+                return False
+            clock.sleep(pause)
+            pause = min(pause * 2, longest_pause)
 
 
 class ProcessState:

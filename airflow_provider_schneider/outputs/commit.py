@@ -37,7 +37,7 @@ from airflow_provider_schneider.outputs.ownership import (
     read_text,
 )
 from airflow_provider_schneider.outputs.storage import TAG_PATTERN, WriterTag, is_local, remove_tree
-from airflow_provider_schneider.process import SYSTEM_CLOCK, Clock
+from airflow_provider_schneider.process import SYSTEM_CLOCK, Clock, flock_within
 
 log = logging.getLogger(__name__)
 
@@ -116,22 +116,10 @@ def _local_commit_lock(target: Any) -> Iterator[None]:
 
 
 def _flock_within(fd: int, seconds: float, target: Any) -> None:
-    import fcntl
-
-    deadline = CLOCK.monotonic() + seconds
-    delay = 0.005
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if CLOCK.monotonic() > deadline:
-                raise TimeoutError(
-                    errno.ETIMEDOUT,
-                    f"another process has held the commit lock of {shown_uri(target)} for over {seconds:.0f} s",
-                ) from None
-            CLOCK.sleep(delay)
-            delay = min(delay * 2, 0.25)
+    if not flock_within(fd, seconds, CLOCK):
+        raise TimeoutError(
+            errno.ETIMEDOUT, f"another process has held the commit lock of {shown_uri(target)} for over {seconds:.0f} s"
+        )
 
 
 def journal_of(target: Any) -> Any:

@@ -176,7 +176,7 @@ class TokenManager:
     def _host_lock(self, timeout: float | None = None) -> contextlib.AbstractContextManager[object]:
         if self.file is None:
             return contextlib.nullcontext()
-        return self.file.locked(self.settings.token_wait_timeout if timeout is None else timeout)
+        return self.file.locked(self.settings.token_wait_timeout if timeout is None else timeout, self._clock)
 
     def _probe(
         self,

@@ -12,12 +12,11 @@ import logging
 import os
 import stat
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from airflow_provider_schneider.process import STATE
+from airflow_provider_schneider.process import STATE, SYSTEM_CLOCK, Clock, flock_within
 from airflow_provider_schneider.tokens.sealing import MAX_ENTRY_BYTES, CacheKey, TokenCipher
 from airflow_provider_schneider.tokens.token import Token, same_token
 
@@ -182,7 +181,7 @@ class FileTier:
                 self.path.unlink()
 
     @contextlib.contextmanager
-    def locked(self, timeout: float) -> Iterator[bool]:
+    def locked(self, timeout: float, clock: Clock = SYSTEM_CLOCK) -> Iterator[bool]:
         """Hold the host-wide refresh lock; yields ``False`` if it could not be had within ``timeout``.
 
         The kernel drops an ``flock`` when its holder dies, so a timeout means a live peer is stuck (on a
@@ -198,24 +197,15 @@ class FileTier:
             yield False
             return
         try:
-            deadline = time.monotonic() + timeout
-            delay = 0.005
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        log.warning(
-                            "Waited %.0fs for another process to refresh the Schneider token (lock %s); "
-                            "continuing without the lock",
-                            timeout,
-                            self.lock_path,
-                        )
-                        yield False
-                        return
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.05)
+            if not flock_within(fd, timeout, clock, longest_pause=0.05):
+                log.warning(
+                    "Waited %.0fs for another process to refresh the Schneider token (lock %s); "
+                    "continuing without the lock",
+                    timeout,
+                    self.lock_path,
+                )
+                yield False
+                return
             try:
                 yield True
             finally:

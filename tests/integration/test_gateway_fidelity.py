@@ -18,28 +18,11 @@ from airflow_provider_schneider.exceptions import SchneiderAuthError, SchneiderP
 from airflow_provider_schneider.hooks.schneider import SchneiderHook
 from airflow_provider_schneider.process import STATE
 from tests.conftest import CLIENT_ID, only_profile
-from tests.support.endpoints import TokenEndpoint
+from tests.support.endpoints import APIGEE_TOKEN, TokenEndpoint
 from tests.support.faults import FAST_RETRIES, ORDERS_PATH
 
 #: Version-agnostic (the hook and its transport, or a fake store): the lowest-version run skips it.
 pytestmark = [pytest.mark.latest_only, pytest.mark.dialects]  # a gateway's shapes can break what these test
-
-APIGEE_TOKEN = {
-    "refresh_token_expires_in": "0",
-    "api_product_list": "[Partner-Orders]",
-    "api_product_list_json": ["Partner-Orders"],
-    "organization_name": "se",
-    "developer.email": "team@distributor.example",
-    "token_type": "BearerToken",
-    "issued_at": "1764672000000",
-    "client_id": "demo-client",
-    "access_token": "tok-apigee-0123456789abcdef",
-    "application_name": "a1b2c3",
-    "scope": "",
-    "expires_in": "3599",
-    "refresh_count": "0",
-    "status": "approved",
-}
 
 
 @pytest.fixture

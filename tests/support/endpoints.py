@@ -6,6 +6,25 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+#: A token endpoint's success answer as an Apigee-style gateway sends it (schneider_apis.md, section 5): every
+#: value a string, ``token_type`` "BearerToken", many extra fields. Written from the facts, not the emulator.
+APIGEE_TOKEN = {
+    "refresh_token_expires_in": "0",
+    "api_product_list": "[Partner-Orders]",
+    "api_product_list_json": ["Partner-Orders"],
+    "organization_name": "se",
+    "developer.email": "team@distributor.example",
+    "token_type": "BearerToken",
+    "issued_at": "1764672000000",
+    "client_id": "demo-client",
+    "access_token": "tok-apigee-0123456789abcdef",
+    "application_name": "a1b2c3",
+    "scope": "",
+    "expires_in": "3599",
+    "refresh_count": "0",
+    "status": "approved",
+}
+
 
 class TokenEndpoint:
     """A real loopback token endpoint that records each request and answers a scripted body."""

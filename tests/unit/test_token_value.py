@@ -15,6 +15,7 @@ from airflow_provider_schneider.process import STATE
 from airflow_provider_schneider.tokens.endpoint import parse_token_response
 from airflow_provider_schneider.tokens.sealing import MAX_ENTRY_BYTES, CacheKey, TokenCipher
 from airflow_provider_schneider.tokens.token import DEFAULT_LIFETIME, Token, same_token, token_id
+from tests.support.endpoints import APIGEE_TOKEN
 
 NOW = 1_764_672_000.0
 URL = "https://api.example.com/token"
@@ -119,28 +120,13 @@ def test_same_token():
 
 # -- parse_token_response --------------------------------------------------------------------------------------
 
-APIGEE = {
-    "refresh_token_expires_in": "0",
-    "api_product_list": "[Partner-Orders]",
-    "api_product_list_json": ["Partner-Orders"],
-    "organization_name": "se",
-    "developer.email": "team@distributor.example",
-    "token_type": "BearerToken",
-    "issued_at": "1764672000000",
-    "client_id": "demo-client",
-    "access_token": "apigee-access-token",
-    "application_name": "app",
-    "scope": "",
-    "expires_in": "3599",
-    "refresh_count": "0",
-    "status": "approved",
-}
+APIGEE = APIGEE_TOKEN  # tests.support.endpoints: the gateway shape, written once
 
 
 def test_the_apigee_shape_every_value_a_string(caplog):
     with caplog.at_level(logging.WARNING, logger=ENDPOINT_LOG):
         got = parse(APIGEE)
-    assert got == Token("apigee-access-token", NOW + 3599, 3599.0)
+    assert got == Token(APIGEE_TOKEN["access_token"], NOW + 3599, 3599.0)
     assert got.replaces is None
     assert caplog.records == []  # BearerToken is a bearer token: nothing to warn about
 
