@@ -8,7 +8,6 @@ switch would show *off* while it is on); any other empty field means the provide
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 from airflow_provider_schneider import __version__
@@ -31,12 +30,20 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 }
 
 
-def _modules(face: str) -> list[str]:
-    """The modules of one Airflow face, read from its package's public names (``operators.__all__`` ...), so
-    the provider info can never omit one (the base operator is a base class, not listed)."""
-    package = import_module(f"airflow_provider_schneider.{face}")
-    where = {module for name, module in package._WHERE.items() if not name.endswith("BaseOperator")}
-    return sorted(f"{package.__name__}.{module}" for module in where)
+#: The modules of each Airflow face. Written out, not imported: provider discovery runs in every Airflow
+#: process, and importing the faces' packages there would load our code into processes that never use it.
+#: tests/unit/test_architecture.py checks the lists against the faces' public names (``operators.__all__``).
+MODULES: dict[str, list[str]] = {
+    "hooks": ["airflow_provider_schneider.hooks.schneider"],
+    "operators": [
+        "airflow_provider_schneider.operators.api",
+        "airflow_provider_schneider.operators.catalog",
+        "airflow_provider_schneider.operators.orders",
+        "airflow_provider_schneider.operators.products",
+    ],
+    "sensors": ["airflow_provider_schneider.sensors.order_status"],
+    "triggers": ["airflow_provider_schneider.triggers.order_status"],
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -53,10 +60,10 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": "Schneider Electric", "python-modules": _modules("hooks")}],
-        "operators": [{"integration-name": "Schneider Electric", "python-modules": _modules("operators")}],
-        "sensors": [{"integration-name": "Schneider Electric", "python-modules": _modules("sensors")}],
-        "triggers": [{"integration-name": "Schneider Electric", "python-modules": _modules("triggers")}],
+        "hooks": [{"integration-name": "Schneider Electric", "python-modules": MODULES["hooks"]}],
+        "operators": [{"integration-name": "Schneider Electric", "python-modules": MODULES["operators"]}],
+        "sensors": [{"integration-name": "Schneider Electric", "python-modules": MODULES["sensors"]}],
+        "triggers": [{"integration-name": "Schneider Electric", "python-modules": MODULES["triggers"]}],
         "asset-uris": [{"schemes": ["schneider"], "handler": "airflow_provider_schneider.assets.sanitize_uri"}],
         "connection-types": [
             {

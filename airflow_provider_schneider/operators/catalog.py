@@ -179,7 +179,7 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
     def _window(self, context: Context) -> Window:
         """The range this incremental run pulls (see :func:`.watermark.plan`)."""
         from airflow_provider_schneider import assets
-        from airflow_provider_schneider.operators import watermark
+        from airflow_provider_schneider.pulls import watermark
 
         assert self.catalog_entry is not None
         self.catalog_entry.check_params(self.query)  # the ids, rendered: they scope the watermark
@@ -212,7 +212,7 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
     def after_pull(self, context: Context, plan: PullPlan) -> None:
         window = _catalog(plan).window
         if window is not None:
-            from airflow_provider_schneider.operators import watermark
+            from airflow_provider_schneider.pulls import watermark
 
             watermark.store_watermark(context, self.default_asset(), window)  # last: a failed pull never moves it
 

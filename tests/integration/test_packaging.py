@@ -83,10 +83,11 @@ def test_sdist_holds_license_and_what_its_tests_need(artifacts):
     names = sdist_names(sdist)
     wanted = {"LICENSE", "NOTICE", "README.md", "CHANGELOG.md", "pyproject.toml", "tests/conftest.py"}
     wanted |= {"tests/support/dagrun.py", "tests/__init__.py", "docs/failures.md"}
-    wanted |= {p.relative_to(REPO).as_posix() for p in REPO.glob("tests/*_support.py")}
-    wanted |= {p.relative_to(REPO).as_posix() for p in REPO.glob("tests/emulator/*.py")}
+    for tier in ("support", "unit", "integration", "integration/emulator", "system"):
+        found = {p.relative_to(REPO).as_posix() for p in REPO.glob(f"tests/{tier}/*.py")}
+        assert found, f"tests/{tier} holds no module"
+        wanted |= found
     wanted |= {p.relative_to(REPO).as_posix() for p in REPO.glob("dags/*.py")}
-    assert any(name.endswith("_support.py") for name in wanted)
     assert wanted <= names, f"missing from the sdist: {sorted(wanted - names)}"
     assert f"{PACKAGE}/emulator/__main__.py" in names
 
@@ -108,7 +109,7 @@ def test_sdist_tests_run_from_the_unpacked_sdist(artifacts, tmp_path):
         "-q",
         "-p",
         "no:cacheprovider",
-        "tests/test_fault_matrix.py::test_failure_table_matches_the_matrix",
+        "tests/integration/test_fault_matrix.py::test_failure_table_matches_the_matrix",
         cwd=root,
         env=env,
     )
