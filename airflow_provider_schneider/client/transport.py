@@ -92,14 +92,19 @@ class AttemptGuard:
         self._done = False
 
     def watch(self, connection: HTTPConnection) -> None:
+        """Watch ``connection``; if the guard already fired, shut it and refuse to go on: a request must not
+        leave after its pull was cancelled or its deadline passed (the cancel may land between the attempt's
+        own check and the socket being opened, when there was nothing yet to shut)."""
         with self._lock:
             if self._done:
                 return
             connection._schneider_guard = self  # type: ignore[attr-defined]
-            self._connections.append(connection)
+            if connection not in self._connections:
+                self._connections.append(connection)
             fired = self.fired
         if fired:
             _shutdown(connection)
+            raise ConnectionAbortedError(f"request not sent: the attempt ended ({fired})")
 
     def fire(self, why: str) -> None:
         with self._lock:
@@ -186,6 +191,7 @@ class _GuardedHTTPConnection(HTTPConnection):
     def connect(self) -> None:
         _watch(self)
         super().connect()
+        _watch(self)  # again with the socket open: a guard that fired while it opened shuts it
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self)

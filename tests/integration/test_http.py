@@ -194,7 +194,7 @@ def tls_gateway(tmp_path):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield SimpleNamespace(url=f"https://127.0.0.1:{server.server_address[1]}", ca=str(cert_path), seen=seen)
     server.shutdown()
     server.server_close()
@@ -241,3 +241,27 @@ def test_plain_http_only_to_loopback(host, extra, ok):
     else:
         with pytest.raises(SchneiderConfigError, match="plain http to non-loopback"):
             settings_from_connection(conn)
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["new connection", "pooled connection"])
+def test_a_request_cancelled_before_it_is_sent_never_reaches_the_gateway(emulator, pooled):
+    """The cancel lands after the attempt's own check, while the request is being prepared (the window in which
+    a fan-out's consumer can leave): no request may reach the gateway afterwards, on a new or a kept-alive
+    connection. It used to be sent, and counted in the next test's numbers."""
+    from airflow_provider_schneider.client.cancellation import CancelScope, PullCancelled, within
+    from airflow_provider_schneider.client.transport import build_session, exchange
+
+    url = f"{emulator.url}{ORDERS_PATH}?apikey={API_KEY}"
+    limits = {"connect_timeout": 5, "read_timeout": 5, "deadline": 10, "max_bytes": 1 << 20}
+    session = build_session(1)
+    if pooled:
+        assert exchange(session, "GET", url, **limits).status == 200
+    scope = CancelScope()
+
+    def cancel_while_preparing(request):
+        scope.cancel()
+        return request
+
+    with within(scope), pytest.raises(PullCancelled):
+        exchange(session, "GET", url, auth=cancel_while_preparing, **limits)
+    assert emulator.stats()["api_calls"] == (1 if pooled else 0)
