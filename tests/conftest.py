@@ -75,6 +75,12 @@ def only_profile(name: str):
 TIERS = ("unit", "integration", "system")
 
 
+def _expected_cost(item) -> int:
+    if item.get_closest_marker("system"):
+        return 0
+    return 1 if {"airflow_db", "run_dag"} & set(getattr(item, "fixturenames", ())) else 2
+
+
 def pytest_collection_modifyitems(config, items):
     """Markers by directory (``unit``, ``integration``, ``system``: ``-m unit`` is the inner loop), and one
     gateway dialect per test unless it is about the gateway.
@@ -89,6 +95,9 @@ def pytest_collection_modifyitems(config, items):
         parts = Path(str(item.fspath)).resolve().relative_to(here).parts
         if parts and parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+    # Longest first, so parallel workers do not end on a minute-long scheduler run started last: the system
+    # tier, then tests that run Airflow (a DB), then the rest. The sort is stable: module order stays within.
+    items.sort(key=_expected_cost)
     if os.environ.get("SCHNEIDER_DAG_PROFILES") == "all" or len(EMULATOR_PROFILES) < 2:
         return
     keep, drop = [], []

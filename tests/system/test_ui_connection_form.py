@@ -203,7 +203,9 @@ def test_connection_form_renders_and_test_succeeds(api_server, page, emulator, m
         assert (extras["verify_ssl"], extras["token_cluster_lease"]) == (True, None)
         settings = settings_of(saved, monkeypatch)
         assert (settings.verify, settings.token_cluster_lease) == (True, True)
-        row = page.get_by_role("row").filter(has_text=CONN_ID)
+        # The row whose id cell is exactly ours: the module's other test saves "schneider_ui_off" in the same DB,
+        # and a substring filter matched both rows whenever that test ran first.
+        row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=CONN_ID, exact=True))
         row.get_by_role("button", name="Test Connection").click()
         outcome = page.get_by_text(re.compile(r"^Test Connection (Successful|Failed)$"))
         outcome.wait_for()
