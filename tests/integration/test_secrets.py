@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ import pytest
 from tests.conftest import AIRFLOW_HOME, CLIENT_ID, only_profile
 from tests.support.assets import PrivateAirflow
 from tests.support.faults import EMULATOR_KNOBS, FAST_RETRIES, on_page
+from tests.support.metadata import metadata_connection
 
 DAG_ID = "schneider_order_status_daily"
 DB = AIRFLOW_HOME / "airflow.db"
@@ -77,7 +77,7 @@ def files_under(directory: Path) -> list[Path]:
 
 
 def db_rows(sql: str) -> list[tuple]:
-    with sqlite3.connect(DB) as db:
+    with metadata_connection(DB, read_only=True) as db:
         return db.execute(sql, (DAG_ID,)).fetchall()
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -28,6 +27,7 @@ from airflow_provider_schneider.pulls import watermark
 from airflow_provider_schneider.sinks import read_jsonl
 from tests.support.assets import asset_events, db_path_from_env, rows
 from tests.support.dagrun import DagRunResult
+from tests.support.metadata import metadata_connection
 from tests.support.operators import context, local, sha256
 
 SEED = 42
@@ -209,7 +209,7 @@ def test_a_failed_run_keeps_the_watermark_and_the_next_run_resumes_from_it(emula
     emulator.clear_faults()
     if STORE == watermark.SOURCE_STATE_STORE:
         # As on Airflow < 3.3 (no state store), or just after an upgrade: the asset events must carry it.
-        with sqlite3.connect(wm.db, timeout=30) as conn:
+        with metadata_connection(wm.db) as conn:
             conn.execute(
                 "DELETE FROM asset_state_store WHERE asset_id = (SELECT id FROM asset WHERE uri = ?)", (wm.uri,)
             )

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.support.metadata import metadata_connection
+
 REPO = Path(__file__).resolve().parents[2]  # the checkout
 
 
@@ -42,7 +44,7 @@ def db_path_from_env(env: dict[str, str] | None = None) -> Path:
 
 def rows(db: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
     """A read-only query on a metadata DB (SQLite), rows addressable by column name."""
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+    with metadata_connection(db, read_only=True) as conn:
         conn.row_factory = sqlite3.Row
         return list(conn.execute(sql, params))
 

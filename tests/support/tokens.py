@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from tests.support.fakes import FakeClock
+from tests.support.metadata import metadata_connection
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout
 RESULT_MARK = "TOKEN_CHILD "
@@ -93,13 +93,13 @@ def metadata_db() -> str:
 
 def delete_token_variables() -> None:
     """Remove this provider's token Variables, so a test starts with an empty cluster tier."""
-    with sqlite3.connect(metadata_db()) as db:
+    with metadata_connection(metadata_db()) as db:
         db.execute("DELETE FROM variable WHERE key LIKE ? ESCAPE '\\'", (VARIABLE_PREFIX.replace("_", "\\_") + "%",))
 
 
 def token_variables() -> dict[str, str]:
     """``{key: value}`` of the token Variables as the provider wrote them (Airflow's own Fernet removed)."""
-    with sqlite3.connect(metadata_db()) as db:
+    with metadata_connection(metadata_db()) as db:
         rows = db.execute("SELECT key, val, is_encrypted FROM variable WHERE key LIKE ?", (VARIABLE_PREFIX + "%",))
         found = {key: (val, bool(encrypted)) for key, val, encrypted in rows}
     return {key: _airflow_decrypt(val) if encrypted else val for key, (val, encrypted) in found.items()}

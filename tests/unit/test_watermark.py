@@ -107,8 +107,21 @@ def ctx(
     if state is not None:
         context["asset_state_store"] = StateStore(**{ASSET.name: state})
     if events is not None:
-        context["inlet_events"] = {ASSET: events}
+        context["inlet_events"] = InletEvents(events)
     return context
+
+
+class InletEvents:
+    """``context["inlet_events"]`` for :data:`ASSET`: looked up by the asset, as the Task SDK's accessor is (a
+    dict would hash the asset, which Airflow 3.1's ``Asset`` cannot do: its hash hashes a dict)."""
+
+    def __init__(self, events: Any) -> None:
+        self.events = events
+
+    def __getitem__(self, asset: Any) -> Any:
+        if getattr(asset, "uri", None) != ASSET.uri:
+            raise KeyError(asset)
+        return self.events
 
 
 # -- the first pull -------------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -44,16 +43,8 @@ CREDENTIALS = {"grant_type": "client_credentials", "client_id": "demo-client", "
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
-    with EmulatorServer(EmulatorConfig(port=0, today=TODAY)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def emu(server: EmulatorServer) -> EmulatorClient:
-    client = server.client
-    client.reset()
-    return client
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(port=0, today=TODAY)
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import http.client
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from airflow_provider_schneider.emulator import EmulatorConfig, EmulatorServer
+from airflow_provider_schneider.emulator import EmulatorServer
 from airflow_provider_schneider.emulator.client import EmulatorClient, EmulatorError
 
 #: The emulator alone, no Airflow involved: the lowest-version run skips it.
@@ -23,19 +23,6 @@ STOCK = "/productstocklevelchecker/1.1/products/LC1D09%2FBD"
 KEYED = f"{ORDERS}?apikey=demo-api-key&page-size=1"
 CREDENTIALS = {"grant_type": "client_credentials", "client_id": "demo-client", "client_secret": "demo-secret"}
 MIB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
-    with EmulatorServer(EmulatorConfig(port=0)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def emu(server: EmulatorServer) -> EmulatorClient:
-    client = server.client
-    client.reset()
-    return client
 
 
 def connect(server: EmulatorServer, path: str = KEYED, timeout: float = 5.0) -> http.client.HTTPConnection:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -43,19 +42,6 @@ APIGEE_TOKEN_KEYS = [
     "refresh_count",
     "status",
 ]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
-    with EmulatorServer(EmulatorConfig(port=0)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def emu(server: EmulatorServer) -> EmulatorClient:
-    client = server.client
-    client.reset()
-    return client
 
 
 @pytest.fixture
