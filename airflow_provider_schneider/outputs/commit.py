@@ -103,7 +103,10 @@ def _local_commit_lock(target: Any) -> Iterator[None]:
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.ETIMEDOUT):
                 raise
-            os.close(fd)
+            # Never close a number twice: were the open below to fail, the ``finally`` would close a descriptor
+            # that another thread (SQLite's, say) may have been handed meanwhile.
+            closing, fd = fd, -1
+            os.close(closing)
             lock_path = os.path.join(os.path.dirname(target.path) or ".", f".{target.name}.commit-lock")
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             _flock_within(fd, COMMIT_LOCK_WAIT, target)
@@ -112,7 +115,8 @@ def _local_commit_lock(target: Any) -> Iterator[None]:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def _flock_within(fd: int, seconds: float, target: Any) -> None:

@@ -162,10 +162,10 @@ class FileTier:
             log.warning("Could not write Schneider token file cache %s: %s", self.path, exc)
             return
         try:
-            blob = self._cipher.seal(token)
-            if blob is None:
-                raise ValueError("entry too large")
-            with os.fdopen(fd, "w") as handle:
+            with os.fdopen(fd, "w") as handle:  # owns the descriptor from here: closed once, whatever happens
+                blob = self._cipher.seal(token)
+                if blob is None:
+                    raise ValueError("entry too large")
                 handle.write(blob)
             os.replace(tmp, self.path)
         except (OSError, ValueError) as exc:
