@@ -81,6 +81,20 @@ def _expected_cost(item) -> int:
     return 1 if {"airflow_db", "run_dag"} & set(getattr(item, "fixturenames", ())) else 2
 
 
+def _longest_first(items: list) -> None:
+    """Order the tests so every parallel worker starts on the long ones and none ends on a minute-long
+    scheduler run started last: the system tier, then tests that run Airflow (a DB), then the rest (a stable
+    sort: module order stays within). pytest-xdist's worksteal hands each worker a contiguous share first,
+    so the sorted tests are dealt round-robin into one pile per worker and the piles laid end to end."""
+    items.sort(key=_expected_cost)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        piles: list[list] = [[] for _ in range(workers)]
+        for index, item in enumerate(items):
+            piles[index % workers].append(item)
+        items[:] = [item for pile in piles for item in pile]
+
+
 def pytest_collection_modifyitems(config, items):
     """Markers by directory (``unit``, ``integration``, ``system``: ``-m unit`` is the inner loop), and one
     gateway dialect per test unless it is about the gateway.
@@ -95,9 +109,7 @@ def pytest_collection_modifyitems(config, items):
         parts = Path(str(item.fspath)).resolve().relative_to(here).parts
         if parts and parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
-    # Longest first, so parallel workers do not end on a minute-long scheduler run started last: the system
-    # tier, then tests that run Airflow (a DB), then the rest. The sort is stable: module order stays within.
-    items.sort(key=_expected_cost)
+    _longest_first(items)
     if os.environ.get("SCHNEIDER_DAG_PROFILES") == "all" or len(EMULATOR_PROFILES) < 2:
         return
     keep, drop = [], []
