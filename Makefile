@@ -9,13 +9,16 @@ LOWEST_AIRFLOW_VERSION ?= 3.1.8
 LOWEST_PINS ?= 'cryptography<51'
 PINS ?=
 PYTEST_ARGS ?=
+# One pytest worker per core (at most 4: each worker migrates its own SQLite DB and runs its own emulator);
+# worksteal, because a handful of Airflow-running tests take a minute each. XDIST= runs in one process.
+XDIST ?= -n auto --maxprocesses=4 --dist worksteal
 # ruff and mypy run once, on the latest Airflow (mypy checks against the Airflow it finds: on 3.1 the 3.2+
 # import branches do not resolve). test-lowest runs the suite only.
 LINT ?= lint
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(AIRFLOW_VERSION)
 
-.PHONY: setup setup-lowest setup-cluster demo test test-lowest test-matrix lint bench dist clean e2e-cluster
+.PHONY: setup setup-lowest setup-cluster demo test test-unit test-lowest test-matrix lint bench dist clean e2e-cluster
 
 setup: $(STAMP)
 
@@ -34,7 +37,11 @@ lint: setup
 	$(PY) -m mypy
 
 test: setup $(LINT)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+
+# The inner loop: the unit tier only (no Airflow process, no emulator, no real sleeps; seconds, not minutes).
+test-unit: setup
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 # The suite on the lowest supported Airflow, minus the scheduler e2e run, the 3.2+ UI form test and two
 # slow tests of pure token-cache behaviour (CI time: both versions together stay under 20 minutes).

@@ -27,6 +27,7 @@ __all__ = [
     "SchneiderBusinessError",
     "SchneiderConfigError",
     "SchneiderError",
+    "SchneiderOrderStatusFailed",
     "SchneiderPermissionError",
     "SchneiderResponseError",
     "SchneiderStorageError",
@@ -121,3 +122,8 @@ class SchneiderBusinessError(SchneiderError):
 class SchneiderStorageError(SchneiderError):
     """The output could not be written (a folder that cannot be made, a store that refused a write); names the
     task, the field and the URI. Airflow may retry: a store that was briefly down may take the retry."""
+
+
+class SchneiderOrderStatusFailed(SchneiderError, AirflowFailException):
+    """The order a sensor waits for reached a failure status (or is unknown): waiting longer cannot help, so
+    no retry either."""

@@ -3,7 +3,7 @@
 ``conn-fields`` drive the connection form of the Airflow 3.2+ UI; secrets use ``format: password`` so the UI
 masks them and Airflow treats them as sensitive. Only a switch carries a default (``verify_ssl``: an unset
 switch would show *off* while it is on); any other empty field means the provider's default, and
-``token_cluster_lease`` is a default/on/off choice (see connection_fields.py).
+``token_cluster_lease`` is a default/on/off choice (see config/fields.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_schneider import __version__
-from airflow_provider_schneider.connection_fields import conn_fields_schema
+from airflow_provider_schneider.config.fields import conn_fields_schema
 
-#: Airflow 3.2+ connection form, built from the one declaration of each field (connection_fields.py).
+#: Airflow 3.2+ connection form, built from the one declaration of each field (config/fields.py).
 CONN_FIELDS: dict[str, dict[str, Any]] = conn_fields_schema()
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
@@ -27,6 +27,22 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "host": "https://api.se.com (derived from Environment when empty)",
         "login": "client id of your technical user",
     },
+}
+
+
+#: The modules of each Airflow face. Written out, not imported: provider discovery runs in every Airflow
+#: process, and importing the faces' packages there would load our code into processes that never use it.
+#: tests/unit/test_architecture.py checks the lists against the faces' public names (``operators.__all__``).
+MODULES: dict[str, list[str]] = {
+    "hooks": ["airflow_provider_schneider.hooks.schneider"],
+    "operators": [
+        "airflow_provider_schneider.operators.api",
+        "airflow_provider_schneider.operators.catalog",
+        "airflow_provider_schneider.operators.orders",
+        "airflow_provider_schneider.operators.products",
+    ],
+    "sensors": ["airflow_provider_schneider.sensors.order_status"],
+    "triggers": ["airflow_provider_schneider.triggers.order_status"],
 }
 
 
@@ -44,34 +60,10 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [
-            {
-                "integration-name": "Schneider Electric",
-                "python-modules": ["airflow_provider_schneider.hooks.schneider"],
-            }
-        ],
-        "operators": [
-            {
-                "integration-name": "Schneider Electric",
-                "python-modules": [
-                    "airflow_provider_schneider.operators.api",
-                    "airflow_provider_schneider.operators.orders",
-                    "airflow_provider_schneider.operators.products",
-                ],
-            }
-        ],
-        "sensors": [
-            {
-                "integration-name": "Schneider Electric",
-                "python-modules": ["airflow_provider_schneider.sensors.order_status"],
-            }
-        ],
-        "triggers": [
-            {
-                "integration-name": "Schneider Electric",
-                "python-modules": ["airflow_provider_schneider.triggers.order_status"],
-            }
-        ],
+        "hooks": [{"integration-name": "Schneider Electric", "python-modules": MODULES["hooks"]}],
+        "operators": [{"integration-name": "Schneider Electric", "python-modules": MODULES["operators"]}],
+        "sensors": [{"integration-name": "Schneider Electric", "python-modules": MODULES["sensors"]}],
+        "triggers": [{"integration-name": "Schneider Electric", "python-modules": MODULES["triggers"]}],
         "asset-uris": [{"schemes": ["schneider"], "handler": "airflow_provider_schneider.assets.sanitize_uri"}],
         "connection-types": [
             {

@@ -107,9 +107,9 @@ _FILTERED_LOGGERS = (
     "urllib3.response",
     "urllib3.util.retry",
     "requests",
-    "airflow_provider_schneider.http",
-    "airflow_provider_schneider.auth",
-    "airflow_provider_schneider.transport",
+    "airflow_provider_schneider.client.http",
+    "airflow_provider_schneider.tokens.endpoint",
+    "airflow_provider_schneider.client.transport",
 )
 _installed = False
 

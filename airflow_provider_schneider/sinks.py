@@ -1,7 +1,7 @@
-"""Where operators put records: :mod:`airflow_provider_schneider.outputs` behind a small, stable surface.
+"""Reading what the operators wrote, for downstream tasks: the files of a manifest, JSON Lines and CSV
+records (``.gz`` too), and a storage path for any URI a manifest names (``file://``, ``s3://``, ...).
 
-``JsonLinesSink`` (the first writer, kept for DAGs and scripts that use it) is a :class:`RecordWriter` for
-JSON Lines; readers for every format downstream tasks and tests need.
+Public: DAG files use these. Writing is the operators' job (:mod:`airflow_provider_schneider.outputs`).
 """
 
 from __future__ import annotations
@@ -11,39 +11,12 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from airflow_provider_schneider.outputs.encoders import encode_record
-from airflow_provider_schneider.outputs.formats import COMPRESSIONS as _FORMAT_COMPRESSIONS
-from airflow_provider_schneider.outputs.storage import PARTIAL_SUFFIX, to_storage_path
-from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
+from airflow_provider_schneider.outputs.storage import to_storage_path
 
-__all__ = [
-    "COMPRESSIONS",
-    "PARTIAL_SUFFIX",
-    "JsonLinesSink",
-    "OutputSpec",
-    "RecordWriter",
-    "encode_record",
-    "part_uris",
-    "read_csv",
-    "read_jsonl",
-    "to_storage_path",
-]
-
-COMPRESSIONS = _FORMAT_COMPRESSIONS["jsonl"]
-
-
-class JsonLinesSink(RecordWriter):
-    """``with JsonLinesSink(uri) as sink: sink.write(record)``; then ``sink.manifest``."""
-
-    def __init__(self, uri: str, *, compression: str | None = None, storage_conn_id: str | None = None):
-        super().__init__(OutputSpec(uri, "jsonl", compression, storage_conn_id=storage_conn_id))
-
-    def write_many(self, records: Iterable[Any]) -> None:
-        for record in records:
-            self.write(record)
+__all__ = ["part_uris", "read_csv", "read_jsonl", "to_storage_path"]
 
 
 def part_uris(manifest: Mapping[str, Any]) -> list[str]:

@@ -5,7 +5,7 @@ older one, measured in the same run against the same emulator.
     python benchmarks/hostile_gateway.py --before /tmp/old   # plus a checkout of an earlier commit
         (git worktree add /tmp/old <commit>)
 
-Each call runs in a child process (``tests/hostile_child.py``) killed after ``--kill-after`` seconds; its
+Each call runs in a child process (``tests/support/hostile_child.py``) killed after ``--kill-after`` seconds; its
 peak RSS (VmHWM) is sampled from /proc while it runs. Also measured: ``airflow dags test`` of a paged pull
 whose pages 2..N drip, under an 8 s ``execution_timeout`` (wall time of the whole command).
 """
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from airflow_provider_schneider.emulator.client import EmulatorProcess  # noqa: E402
-from tests.hostile_support import CASES, Measured, run_case  # noqa: E402
+from tests.support.hostile import CASES, Measured, run_case  # noqa: E402
 
 ORDERS = "/v1/supply-chain/partner-order-status/orders/FR"
 TIMEOUT_DAG = textwrap.dedent(
@@ -101,7 +101,7 @@ def main() -> None:
         emulator = emulator_process.client
         baseline = {}
         for label, source in sources:
-            from tests.hostile_support import HostileCase
+            from tests.support.hostile import HostileCase
 
             plain = HostileCase("no fault (baseline)", {"target": "api", "kind": "delay", "delay_s": 0})
             baseline[label] = cell(run_case(plain, emulator, source=source, hard_timeout=args.kill_after))

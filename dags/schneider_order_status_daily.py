@@ -16,7 +16,7 @@ try:
 except ImportError:  # Airflow < 3.2
     from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_provider_schneider.operators.orders import SchneiderOrderStatusOperator
+from airflow_provider_schneider.operators import SchneiderOrderStatusOperator
 
 
 @dag(

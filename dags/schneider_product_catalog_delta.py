@@ -23,7 +23,7 @@ try:
 except ImportError:  # Airflow < 3.2
     from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_provider_schneider.operators.catalog import (
+from airflow_provider_schneider.operators import (
     CHANGED_BEFORE_INTERVAL_END,
     DELTA_SINCE_INTERVAL_START,
     SchneiderProductCatalogOperator,

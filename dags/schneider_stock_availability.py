@@ -17,9 +17,9 @@ try:
 except ImportError:  # Airflow < 3.2
     from airflow.timetables.interval import CronDataIntervalTimetable
 
-from airflow_provider_schneider.operators.catalog import SchneiderProductCatalogOperator
-from airflow_provider_schneider.operators.products import (
+from airflow_provider_schneider.operators import (
     SchneiderProductAvailabilityOperator,
+    SchneiderProductCatalogOperator,
     SchneiderStockLevelOperator,
 )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from airflow_provider_schneider.hooks.schneider import SchneiderHook
+from airflow_provider_schneider.hooks import SchneiderHook
 
 
 @dag(

@@ -14,7 +14,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from airflow_provider_schneider.sensors.order_status import SchneiderOrderStatusSensor
+from airflow_provider_schneider.sensors import SchneiderOrderStatusSensor
 
 POKE_INTERVAL = float(os.environ.get("SCHNEIDER_EXAMPLE_POKE_INTERVAL", "300"))
 

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from airflow_provider_schneider.emulator.client import EmulatorProcess  # noqa: E402
-from tests.dagrun import run_dag  # noqa: E402
+from tests.support.dagrun import run_dag  # noqa: E402
 
 WORK = REPO / ".demo"
 RUNS = [

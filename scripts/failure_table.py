@@ -1,7 +1,7 @@
 """Write the "Failure behaviour" table of docs/failures.md from the tested fault matrix.
 
 ``python scripts/failure_table.py`` rewrites the part of docs/failures.md between the ``failure-table`` markers;
-``--check`` exits 1 when it is stale. The matrix lives in tests/resilience_support.py and
+``--check`` exits 1 when it is stale. The matrix lives in tests/support/faults.py and
 tests/test_fault_matrix.py runs every row, so the table shows tested facts.
 """
 
@@ -16,7 +16,7 @@ README = REPO / "docs" / "failures.md"
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(REPO))
-    from tests.resilience_support import readme_failure_section, render_table, with_failure_section
+    from tests.support.faults import readme_failure_section, render_table, with_failure_section
 
     readme, table = README.read_text(), render_table()
     if "--check" in argv:

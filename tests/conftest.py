@@ -72,20 +72,53 @@ def only_profile(name: str):
     return pin
 
 
+TIERS = ("unit", "integration", "system")
+
+
+def _expected_cost(item) -> int:
+    if item.get_closest_marker("system"):
+        return 0
+    return 1 if {"airflow_db", "run_dag"} & set(getattr(item, "fixturenames", ())) else 2
+
+
+def _longest_first(items: list) -> None:
+    """Order the tests so every parallel worker starts on the long ones and none ends on a minute-long
+    scheduler run started last: the system tier, then tests that run Airflow (a DB), then the rest (a stable
+    sort: module order stays within). pytest-xdist's worksteal hands each worker a contiguous share first,
+    so the sorted tests are dealt round-robin into one pile per worker and the piles laid end to end."""
+    items.sort(key=_expected_cost)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        piles: list[list] = [[] for _ in range(workers)]
+        for index, item in enumerate(items):
+            piles[index % workers].append(item)
+        items[:] = [item for pile in piles for item in pile]
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests that run Airflow itself (``airflow dags test``, a scheduler: they use ``airflow_db`` or are marked
-    ``runs_airflow``) take
-    10-60 s each, so they speak one dialect per run: the last of ``SCHNEIDER_EMULATOR_PROFILES`` (apigee on
-    the latest Airflow, default on the lowest), unless ``SCHNEIDER_DAG_PROFILES=all``. Everything below them
-    (hook, token cache, operators in-process, fault matrix) runs against every profile."""
+    """Markers by directory (``unit``, ``integration``, ``system``: ``-m unit`` is the inner loop), and one
+    gateway dialect per test unless it is about the gateway.
+
+    Every test that talks to the emulator is parametrized by dialect; only modules marked ``dialects`` (the
+    hook, the HTTP client, the token endpoint, the fault matrix: what a gateway's shapes can break) run
+    against every profile. The others speak the last of ``SCHNEIDER_EMULATOR_PROFILES`` (apigee on the latest
+    Airflow, default on the lowest): what they test lies above the client, which the dialect tests cover.
+    ``SCHNEIDER_DAG_PROFILES=all`` runs everything against every profile."""
+    here = Path(__file__).parent
+    for item in items:
+        parts = Path(str(item.fspath)).resolve().relative_to(here).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+    _longest_first(items)
     if os.environ.get("SCHNEIDER_DAG_PROFILES") == "all" or len(EMULATOR_PROFILES) < 2:
         return
     keep, drop = [], []
     for item in items:
         profile = getattr(getattr(item, "callspec", None), "params", {}).get("emulator_profile")
-        runs_airflow = "airflow_db" in getattr(item, "fixturenames", ()) or item.get_closest_marker("runs_airflow")
+        every_dialect = item.get_closest_marker("dialects") is not None
         pinned = item.get_closest_marker("profile_pinned") is not None
-        (drop if runs_airflow and not pinned and profile not in (None, EMULATOR_PROFILES[-1]) else keep).append(item)
+        last = profile in (None, EMULATOR_PROFILES[-1])
+        (keep if last or pinned or every_dialect else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -118,9 +151,9 @@ def token_cache_dir(tmp_path: Path) -> Path:
 def schneider_conn(emulator, token_cache_dir, monkeypatch):
     """``schneider_default`` pointing at the emulator, with a private host token cache; returns a setter
     so a test can change extras (``schneider_conn(client_auth="body")``)."""
-    from airflow_provider_schneider import token_cache
+    from airflow_provider_schneider.process import STATE
 
-    token_cache._MEMORY.clear()
+    STATE.reset()
 
     def configure(conn_id: str = "schneider_default", **extra) -> str:
         extra.setdefault("token_cache_dir", str(token_cache_dir))
@@ -130,14 +163,14 @@ def schneider_conn(emulator, token_cache_dir, monkeypatch):
 
     configure()
     yield configure
-    token_cache._MEMORY.clear()
+    STATE.reset()
 
 
 @pytest.fixture
 def run_dag(airflow_db, schneider_conn):
-    """Run a DAG from ``dags/`` with ``airflow dags test`` in a child process (see tests/dagrun.py)."""
-    from tests.dagrun import run_dag as _run
-    from tests.token_support import delete_token_variables
+    """Run a DAG from ``dags/`` with ``airflow dags test`` in a child process (see tests/support/dagrun.py)."""
+    from tests.support.dagrun import run_dag as _run
+    from tests.support.tokens import delete_token_variables
 
     # The emulator forgets its tokens at each reset; the cluster token tier in the session DB would not.
     delete_token_variables()
@@ -147,7 +180,7 @@ def run_dag(airflow_db, schneider_conn):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Repeat why the browser test was skipped in its own section above the short summary, hard to miss."""
-    from tests.ui_support import UI_SKIP_PREFIX
+    from tests.support.ui import UI_SKIP_PREFIX
 
     reasons: list[str] = []
     for report in terminalreporter.stats.get("skipped", []):

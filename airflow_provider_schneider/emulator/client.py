@@ -167,6 +167,10 @@ class EmulatorClient:
     def clear_order_statuses(self) -> None:
         self._control("DELETE", "/orders")
 
+    def advance_clock(self, seconds: float) -> float:
+        """Move the emulator's clock (token expiry, status schedules) forward; returns the total offset."""
+        return float(self._control("POST", "/clock", {"advance_s": seconds})["offset_s"])
+
 
 def _order_path(country: str, order_number: str) -> str:
     return f"/orders/{quote(country, safe='')}/{quote(order_number, safe='')}"

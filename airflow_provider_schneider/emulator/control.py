@@ -113,6 +113,14 @@ def set_order_status(state: EmulatorState, req: Request) -> Response:
     return Response(200, {"country": country, "orderNumber": number, "status": state.overrides.status(country, number)})
 
 
+def advance_clock(state: EmulatorState, req: Request) -> Response:
+    """``{"advance_s": t}`` moves the clock of token expiry and status schedules forward."""
+    seconds = _object_body(req).get("advance_s")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 10**9:
+        raise _bad("Send {'advance_s': t} with a number of seconds >= 0")
+    return Response(200, {"offset_s": state.clock.advance(float(seconds))})
+
+
 def clear_order_statuses(state: EmulatorState, req: Request) -> Response:
     state.overrides.clear()
     return Response(200, {"ok": True})
@@ -135,6 +143,7 @@ def build_control_router() -> Router:
         ("DELETE", "/faults", clear_faults),
         ("POST", "/orders/{country}/{order_number}", set_order_status),
         ("DELETE", "/orders", clear_order_statuses),
+        ("POST", "/clock", advance_clock),
     ):
         router.add(method, PREFIX + path, handler)
     return router

@@ -23,6 +23,29 @@ from .faults import FaultRegistry
 REQUEST_LOG_SIZE = 10_000
 
 
+class EmulatorClock:
+    """The monotonic clock token expiry and status schedules read, which the control API can move forward
+    (``POST /_emulator/clock``): a test of expiry jumps past it instead of sleeping and racing it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._offset = 0.0
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return time.monotonic() + self._offset
+
+    def advance(self, seconds: float) -> float:
+        """Move the clock ``seconds`` forward; returns the total offset."""
+        with self._lock:
+            self._offset += seconds
+            return self._offset
+
+    def reset(self) -> None:
+        with self._lock:
+            self._offset = 0.0
+
+
 class Stats:
     """Request counters read by tests and benchmarks through ``GET /_emulator/stats``."""
 
@@ -101,7 +124,7 @@ class Stats:
 
 @dataclass
 class _Token:
-    expires_at: float  # time.monotonic() deadline
+    expires_at: float  # EmulatorClock.monotonic() deadline
     revoked: bool = False
     number: int = 0  # 1 for the first token issued since the last reset, 2 for the next, ...
 
@@ -111,14 +134,15 @@ class TokenStore:
 
     _PRUNE_ABOVE = 50_000
 
-    def __init__(self) -> None:
+    def __init__(self, clock: EmulatorClock) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._tokens: dict[str, _Token] = {}
         self._numbers = itertools.count(1)
 
     def issue(self, lifetime: float) -> str:
         token = secrets.token_urlsafe(36)  # 48 characters, random, not a JWT
-        now = time.monotonic()
+        now = self._clock.monotonic()
         with self._lock:
             if len(self._tokens) > self._PRUNE_ABOVE:
                 self._tokens = {k: v for k, v in self._tokens.items() if v.expires_at > now - 3600}
@@ -131,7 +155,7 @@ class TokenStore:
             entry = self._tokens.get(token)
         if entry is None or entry.revoked:
             return "INVALID_TOKEN"
-        if time.monotonic() >= entry.expires_at:
+        if self._clock.monotonic() >= entry.expires_at:
             return "EXPIRED_TOKEN"
         return None
 
@@ -168,7 +192,7 @@ class TokenStore:
 @dataclass(frozen=True)
 class _StatusPlan:
     statuses: tuple[str, ...]
-    start: float  # time.monotonic() of status 0
+    start: float  # EmulatorClock.monotonic() of status 0
     every_s: float
 
     def current(self, now: float) -> str:
@@ -181,23 +205,24 @@ class _StatusPlan:
 class OrderOverrides:
     """Order statuses forced by the control API; they win over the generated status."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: EmulatorClock) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._plans: dict[tuple[str, str], _StatusPlan] = {}
 
     def schedule(self, country: str, number: str, statuses: Sequence[str], every_s: float = 0.0) -> None:
         """Status i applies from now + i * every_s; a single status applies at once and stays."""
         with self._lock:
-            self._plans[(country, number)] = _StatusPlan(tuple(statuses), time.monotonic(), every_s)
+            self._plans[(country, number)] = _StatusPlan(tuple(statuses), self._clock.monotonic(), every_s)
 
     def status(self, country: str, number: str) -> str | None:
         with self._lock:
             plan = self._plans.get((country, number))
-        return plan.current(time.monotonic()) if plan else None
+        return plan.current(self._clock.monotonic()) if plan else None
 
     def for_country(self, country: str) -> dict[str, str]:
         """Current overridden statuses of one country (order number -> status)."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         with self._lock:
             return {num: plan.current(now) for (c, num), plan in self._plans.items() if c == country}
 
@@ -212,7 +237,8 @@ class Submissions:
     STATUSES = ("RECEIVED", "IN_PROCESS", "CONFIRMED")
     STEP_S = 5.0
 
-    def __init__(self) -> None:
+    def __init__(self, clock: EmulatorClock) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._orders: dict[str, tuple[float, dict[str, Any]]] = {}
         self._ids = itertools.count(1)
@@ -220,7 +246,7 @@ class Submissions:
     def create(self, order: Mapping[str, Any]) -> str:
         with self._lock:
             order_id = f"SE{next(self._ids):08d}"
-            self._orders[order_id] = (time.monotonic(), dict(order))
+            self._orders[order_id] = (self._clock.monotonic(), dict(order))
         return order_id
 
     def status(self, order_id: str) -> str | None:
@@ -228,7 +254,7 @@ class Submissions:
             entry = self._orders.get(order_id)
         if entry is None:
             return None
-        return _StatusPlan(self.STATUSES, entry[0], self.STEP_S).current(time.monotonic())
+        return _StatusPlan(self.STATUSES, entry[0], self.STEP_S).current(self._clock.monotonic())
 
     def clear(self) -> None:
         with self._lock:
@@ -244,10 +270,11 @@ class EmulatorState:
         self.config = config
         self._config_lock = threading.Lock()
         self.stats = Stats()
-        self.tokens = TokenStore()
+        self.clock = EmulatorClock()
+        self.tokens = TokenStore(self.clock)
         self.faults = FaultRegistry()
-        self.overrides = OrderOverrides()
-        self.submissions = Submissions()
+        self.overrides = OrderOverrides(self.clock)
+        self.submissions = Submissions(self.clock)
         #: Bumped by ``reset``. A connection accepted before a reset belongs to an earlier test or run: its
         #: requests are refused and never counted, so a straggler cannot leak into the next test's numbers.
         self.generation = 0
@@ -267,6 +294,7 @@ class EmulatorState:
             self.config = self.initial_config
             self.generation += 1
         self.stats.reset()
+        self.clock.reset()
         self.tokens.clear()
         self.faults.clear()
         self.overrides.clear()

@@ -9,28 +9,30 @@ from typing import Any
 import requests
 from airflow.sdk import BaseHook
 
-from airflow_provider_schneider.auth import Token, request_token
-from airflow_provider_schneider.credentials import ApiKeyAuth, BearerTokenAuth
-from airflow_provider_schneider.exceptions import SchneiderError, SchneiderResponseError
-from airflow_provider_schneider.http import ApiAuth, SchneiderHttpClient, build_session
-from airflow_provider_schneider.pagination import HeldPages, Page, PageCounters, iter_pages, records_of
-from airflow_provider_schneider.redaction import redact, register_secret
-from airflow_provider_schneider.settings import (
+from airflow_provider_schneider.client.auth import ApiAuth, ApiKeyAuth
+from airflow_provider_schneider.client.http import SchneiderHttpClient
+from airflow_provider_schneider.client.pagination import HeldPages, Page, PageCounters, iter_pages, records_of
+from airflow_provider_schneider.client.transport import build_session
+from airflow_provider_schneider.config.fields import MAX_CONCURRENCY_CAP
+from airflow_provider_schneider.config.settings import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
-    MAX_CONCURRENCY_CAP,
     SchneiderSettings,
     settings_from_connection,
 )
-from airflow_provider_schneider.token_cache import TokenManager
+from airflow_provider_schneider.exceptions import SchneiderError, SchneiderResponseError
+from airflow_provider_schneider.redaction import redact, register_secret
+from airflow_provider_schneider.tokens.bearer import BearerTokenAuth, FixedToken, TokenSource
+from airflow_provider_schneider.tokens.endpoint import request_token
+from airflow_provider_schneider.tokens.manager import TokenManager
 
 
 class SchneiderHook(BaseHook):
     """Calls Schneider Electric partner APIs with OAuth2 client credentials (or an API key).
 
-    Tokens are reused across task runs, processes and workers (see ``token_cache``); calls are retried on
-    429/5xx/transport errors, capped at the connection's ``max_concurrency``, and errors surface as
-    :class:`~airflow_provider_schneider.exceptions.SchneiderApiError`.
+    Tokens are reused across task runs, processes and workers (see :mod:`..tokens.manager`); calls are
+    retried on 429/5xx/transport errors, capped at the connection's ``max_concurrency``, and errors surface
+    as :class:`~airflow_provider_schneider.exceptions.SchneiderApiError`.
 
     :param schneider_conn_id: Airflow connection id (type ``schneider``).
     :param overrides: connection extras to override for this hook (e.g. ``{"retry_max_attempts": 2}``).
@@ -70,7 +72,7 @@ class SchneiderHook(BaseHook):
         from wtforms import BooleanField, IntegerField, PasswordField, StringField
         from wtforms.validators import Optional, any_of
 
-        from airflow_provider_schneider.connection_fields import FIELDS
+        from airflow_provider_schneider.config.fields import FIELDS
 
         widgets: dict[str, Any] = {}
         for spec in FIELDS:
@@ -112,12 +114,12 @@ class SchneiderHook(BaseHook):
             return None
         return TokenManager(self.settings, fetch=lambda: request_token(self.settings, self._session))
 
-    def _auth(self, get_token: Callable[[], Token] | None = None) -> ApiAuth:
+    def _auth(self, source: TokenSource | None = None) -> ApiAuth:
         if self.settings.api_key:
             return ApiKeyAuth(self.settings.api_key)
-        manager = self.token_manager
-        assert manager is not None
-        return BearerTokenAuth(get_token or manager.get_token, manager.invalidate)
+        source = source or self.token_manager
+        assert source is not None
+        return BearerTokenAuth(source)
 
     @cached_property
     def client(self) -> SchneiderHttpClient:
@@ -214,12 +216,12 @@ class SchneiderHook(BaseHook):
             settings = self.settings
             client = self.client
             if self.token_manager is not None:
-                token: Token = request_token(settings, self._session)
+                token = request_token(settings, self._session)
                 message = f"Token endpoint {settings.token_url} issued a token valid for {token.lifetime:.0f}s"
-                client = SchneiderHttpClient(settings, auth=self._auth(lambda: token), session=self._session)
+                client = SchneiderHttpClient(settings, auth=self._auth(FixedToken(token)), session=self._session)
             else:
                 message = "API key configured (no token endpoint in API-key mode)"
-            test_path = (self.get_connection(self.schneider_conn_id).extra_dejson or {}).get("test_path")
+            test_path = settings.test_path
             if test_path:
                 client.request("GET", test_path)
                 message += f"; GET {test_path} succeeded"

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from airflow_provider_schneider import lazy_attributes
 
 _WHERE = {
     "SchneiderBaseOperator": "base",
@@ -17,9 +16,4 @@ _WHERE = {
     "CHANGED_BEFORE_INTERVAL_END": "catalog",
 }
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)

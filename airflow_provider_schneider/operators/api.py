@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_schneider.config.settings import DEFAULT_CONN_ID
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators.base import SchneiderBaseOperator
-from airflow_provider_schneider.operators.pull import Call, PullPlan, PullStats, frozen
+from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullStats, frozen
 from airflow_provider_schneider.resources import PAGE_NUMBER, PathSubstitution, Resource, get_resource
-from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -170,7 +170,7 @@ class SchneiderApiOperator(SchneiderBaseOperator):
 
     def records_of_response(self, plan: PullPlan, call: Call, body: Any, stats: PullStats) -> list[Any]:
         """Records of a single answer: the ``records_field`` list, the answer itself, or its items."""
-        from airflow_provider_schneider.pagination import dig
+        from airflow_provider_schneider.client.pagination import dig
 
         if body is None:
             return []

@@ -1,9 +1,9 @@
-"""Shared machinery of the Schneider operators: hook set-up, the pull runner, output location, sink,
-manifest, XCom guard, outlet assets and OpenLineage facets.
+"""The Airflow glue every Schneider operator shares: arguments into a plan, the hook as the pull's source,
+the manifest, outlet assets, OpenLineage facets and XCom. The pull itself runs in :mod:`..pulls`.
 
-A pull is a value (see :mod:`.pull`): ``prepare()`` makes the plan from the rendered arguments once per
-``execute``, :meth:`SchneiderBaseOperator.iter_records` runs it and fills a stats object, and the manifest is
-built from both.
+``prepare()`` makes the plan from the rendered arguments once per ``execute``;
+:func:`~airflow_provider_schneider.pulls.runner.run_plan` runs it with the hook as its source and fills a
+stats object; the manifest is built from both.
 
 Module level imports stay light (DAG files import operators on every parse loop): the hook, ``requests``,
 ``tenacity``, the token cache and object storage load inside ``execute``; asset naming (stdlib plus
@@ -15,44 +15,31 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_schneider.config.settings import DEFAULT_CONN_ID
 from airflow_provider_schneider.exceptions import SchneiderResponseError
-from airflow_provider_schneider.operators.arguments import max_age_seconds
-from airflow_provider_schneider.operators.output import (
-    OUTPUT_BASE_ENV,
+from airflow_provider_schneider.pulls.arguments import max_age_seconds
+from airflow_provider_schneider.pulls.naming import interval_key, map_index_of, task_key, try_number_of
+from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullResult, PullStats
+from airflow_provider_schneider.pulls.report import end_line, log_repairs, start_line
+from airflow_provider_schneider.pulls.target import (
     checked_output_options,
-    collect_for_xcom,
-    default_output_base,
-    interval_key,
-    log_repairs,
-    map_index_of,
     output_spec,
-    task_key,
-    try_number_of,
 )
-from airflow_provider_schneider.operators.pull import (
-    Call,
-    ProgressLog,
-    PullPlan,
-    PullResult,
-    PullStats,
-    end_line,
-    start_line,
-)
-from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_schneider.client.pagination import HeldPages, Page
     from airflow_provider_schneider.hooks.schneider import SchneiderHook
-    from airflow_provider_schneider.operators.resume import ResumablePull
     from airflow_provider_schneider.outputs.writer import OutputSpec
+    from airflow_provider_schneider.pulls.resume import ResumablePull
 
-__all__ = ["OUTPUT_BASE_ENV", "SchneiderBaseOperator", "default_output_base", "interval_key"]
+__all__ = ["SchneiderBaseOperator"]
 
 #: XCom rows live in the metadata database: the small-result mode refuses more than this by default.
 DEFAULT_MAX_XCOM_RECORDS = 1000
@@ -185,44 +172,20 @@ class SchneiderBaseOperator(BaseOperator):
     def fetch(self, hook: SchneiderHook, call: Call) -> Any:
         return hook.request(call.method, call.path, params=call.query, json=call.json_body, retry=call.retry)
 
+    def new_stats(self) -> PullStats:
+        """What a run of this operator counts (fan-outs and the catalog count more)."""
+        return PullStats()
+
     def iter_records(
         self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, resume: ResumablePull | None = None
     ) -> Generator[Any, None, None]:
-        """Run ``plan``: yield its records in a stable order, count every response into ``stats`` and log
-        progress as they arrive. ``resume`` (paginated plans) stages pages for a retry and skips the pages
-        an earlier try staged."""
-        progress = ProgressLog(self.log, plan.unit)
-        if plan.paginate:
-            assert plan.records_field is not None
-            pages = hook.iter_page_objects(
-                plan.path,
-                params=plan.query,
-                records_field=plan.records_field,
-                page_size=plan.page_size,
-                held=resume.held if resume else None,
-            )
-            from airflow_provider_schneider.operators.resume import PageBatch
+        """Run ``plan`` with the hook as its source (see :func:`~airflow_provider_schneider.pulls.runner.run_plan`)."""
+        from airflow_provider_schneider.pulls.runner import run_plan
 
-            batches = resume.batches(pages) if resume else (PageBatch(1, p.records or [], p.total_pages) for p in pages)
-            for batch in batches:
-                count = 0
-                for record in batch.records:
-                    count += 1
-                    yield record
-                stats.add_page(count, batch.total_pages, pages=batch.pages)
-                progress.update(stats)
-            return
-        from airflow_provider_schneider.concurrency import ordered_map
+        def records_of(call: Call, body: Any, counted: PullStats) -> list[Any]:
+            return self.records_of_response(plan, call, body, counted)
 
-        def call(item: Call) -> tuple[Call, Any]:
-            return item, self.fetch(hook, item)
-
-        concurrency = min(hook.settings.max_concurrency, len(plan.calls))
-        for done, body in ordered_map(call, plan.calls, concurrency=concurrency):
-            records = self.records_of_response(plan, done, body, stats)
-            stats.add_page(len(records), plan.total)
-            progress.update(stats)
-            yield from records
+        yield from run_plan(plan, stats, _HookSource(self, hook), records_of, log=self.log, resume=resume)
 
     # -- assets ---------------------------------------------------------------------------------------------
 
@@ -328,9 +291,11 @@ class SchneiderBaseOperator(BaseOperator):
         try:
             plan = self.prepare(context, hook)
             self.log.info("%s", start_line(plan))
-            stats = PullStats()
+            stats = self.new_stats()
             result: Any
             if self.return_records:
+                from airflow_provider_schneider.outputs.xcom import collect_for_xcom
+
                 with contextlib.closing(self.iter_records(hook, plan, stats)) as records:
                     result, output = collect_for_xcom(records, self.task_id, self.max_xcom_records, self.max_xcom_bytes)
                 stats.finish()
@@ -364,8 +329,9 @@ class SchneiderBaseOperator(BaseOperator):
         }
 
     def _write(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, context: Context) -> dict[str, Any]:
-        from airflow_provider_schneider.operators.resume import resumable_pull, retry_follows
         from airflow_provider_schneider.outputs.writer import RecordWriter
+        from airflow_provider_schneider.pulls.resume import resumable_pull, retry_follows
+        from airflow_provider_schneider.pulls.runner import write_pull
 
         spec = self.output_spec(context, plan)
         if spec.output_format == "parquet":
@@ -381,24 +347,36 @@ class SchneiderBaseOperator(BaseOperator):
         secrets = hook.settings.secrets
         resume = resumable_pull(self, context, plan, writer.target, secrets[0] if secrets else None)
         self.log.info("Pulling into %s (written atomically when the pull completes)", shown_uri(writer.target))
-        try:
-            with contextlib.closing(self.iter_records(hook, plan, stats, resume)) as records, writer:
-                for record in records:
-                    writer.write(record)
-        except BaseException as exc:
-            if resume is not None:
-                resume.close(keep=retry_follows(context, exc))
-            raise
+        output = write_pull(
+            lambda: self.iter_records(hook, plan, stats, resume),
+            writer,
+            resume,
+            lambda error: retry_follows(context, error),
+        )
         stats.finish()
-        output = dict(writer.manifest)
-        if resume is not None:
-            resume.close(keep=False)
-            if resume.adopted:
-                output["resumed"] = {"pages_staged": resume.adopted[-1].last, "pages_fetched": resume.pages_fetched}
-                stats.snapshot_at = resume.staged_since  # the adopted pages describe the failed try's moment
+        if resume is not None and resume.adopted:
+            stats.snapshot_at = resume.staged_since  # the adopted pages describe the failed try's moment
         manifest = self.build_manifest(plan, stats, context, output)
         log_repairs(self.log, manifest)
         parts = f"{len(manifest['parts'])} parts, " if spec.split else ""
         detail = f", {parts}{manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}, to {manifest['uri']}"
         self.log.info("%s", end_line("Wrote", plan, stats, manifest, detail))
         return manifest
+
+
+class _HookSource:
+    """The hook as a pull's source: pages of a paginated plan, and one call through the operator's ``fetch``
+    (which knows, for example, that a fan-out skips a 404)."""
+
+    def __init__(self, operator: SchneiderBaseOperator, hook: SchneiderHook):
+        self._operator, self._hook = operator, hook
+        self.max_concurrency = hook.settings.max_concurrency
+
+    def pages(self, plan: PullPlan, held: HeldPages | None) -> Iterator[Page]:
+        assert plan.records_field is not None
+        return self._hook.iter_page_objects(
+            plan.path, params=plan.query, records_field=plan.records_field, page_size=plan.page_size, held=held
+        )
+
+    def fetch(self, call: Call) -> Any:
+        return self._operator.fetch(self._hook, call)

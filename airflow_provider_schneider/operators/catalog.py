@@ -1,5 +1,5 @@
 """Product Catalog pulls: full scope, detail (``product_references``), delta (``date_of_reference``) and the
-incremental delta that keeps a watermark (see :mod:`airflow_provider_schneider.operators.watermark`)."""
+incremental delta that keeps a watermark (see :mod:`airflow_provider_schneider.pulls.watermark`)."""
 
 from __future__ import annotations
 
@@ -10,21 +10,28 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators.api import SchneiderApiOperator
-from airflow_provider_schneider.operators.arguments import as_date, as_items, chunks, parse_date
-from airflow_provider_schneider.operators.pull import Call, PullPlan, PullStats, frozen
+from airflow_provider_schneider.pulls.arguments import as_date, as_items, chunks, parse_date
+from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullStats, frozen
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_schneider.hooks.schneider import SchneiderHook
-    from airflow_provider_schneider.operators.resume import ResumablePull
-    from airflow_provider_schneider.operators.watermark import Window
+    from airflow_provider_schneider.pulls.resume import ResumablePull
+    from airflow_provider_schneider.pulls.watermark import Window
 
 #: Delta of the run's data interval: changes since its start (the backfill-friendly default) ...
 DELTA_SINCE_INTERVAL_START = "{{ data_interval_start | ds }}"
 #: ... and, with ``changed_before``, none from after its end, so each interval's file holds its own changes.
 CHANGED_BEFORE_INTERVAL_END = "{{ data_interval_end | ds }}"
 CHANGE_TYPES = ("new", "update", "delete", "all")
+
+
+@dataclass
+class CatalogStats(PullStats):
+    """A catalog run also counts the records dropped for changing on or after ``changed_before``."""
+
+    filtered_out: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,11 @@ def _catalog(plan: PullPlan) -> CatalogPlan:
     return plan
 
 
+def _counted(stats: PullStats) -> CatalogStats:
+    assert isinstance(stats, CatalogStats), stats
+    return stats
+
+
 class SchneiderProductCatalogOperator(SchneiderApiOperator):
     """Pull Product Catalog v2: full scope, detail (``product_references``) or delta (``date_of_reference``).
 
@@ -61,7 +73,7 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
         repeated ``product-reference`` parameters, ``references_per_call`` per request, requests in order.
     :param incremental: delta since the last successful run of the same scope and change type (the
         watermark, kept in Airflow's asset state store and in the asset events), so a manual or late run pulls
-        exactly what changed since then; see :mod:`airflow_provider_schneider.operators.watermark`.
+        exactly what changed since then; see :mod:`airflow_provider_schneider.pulls.watermark`.
         ``date_of_reference`` is then only the start of the very first pull (default: the data interval
         start) and ``changed_before`` the end of every pull (default: the data interval end, or the run's
         date); both may be omitted.
@@ -167,7 +179,7 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
     def _window(self, context: Context) -> Window:
         """The range this incremental run pulls (see :func:`.watermark.plan`)."""
         from airflow_provider_schneider import assets
-        from airflow_provider_schneider.operators import watermark
+        from airflow_provider_schneider.pulls import watermark
 
         assert self.catalog_entry is not None
         self.catalog_entry.check_params(self.query)  # the ids, rendered: they scope the watermark
@@ -200,7 +212,7 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
     def after_pull(self, context: Context, plan: PullPlan) -> None:
         window = _catalog(plan).window
         if window is not None:
-            from airflow_provider_schneider.operators import watermark
+            from airflow_provider_schneider.pulls import watermark
 
             watermark.store_watermark(context, self.default_asset(), window)  # last: a failed pull never moves it
 
@@ -275,6 +287,9 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
 
     # -- pulling ----------------------------------------------------------------------------------------------
 
+    def new_stats(self) -> CatalogStats:
+        return CatalogStats()
+
     def iter_records(
         self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, resume: ResumablePull | None = None
     ) -> Generator[Any, None, None]:
@@ -283,7 +298,7 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
             if before is not None and isinstance(record, Mapping):
                 changed = record.get(self.change_date_field)
                 if changed and self._change_date(plan, record, changed) >= before:
-                    stats.filtered_out += 1
+                    _counted(stats).filtered_out += 1
                     continue
             yield record
 
@@ -303,7 +318,7 @@ class SchneiderProductCatalogOperator(SchneiderApiOperator):
             facts["product_references"] = len(refs)
         if catalog.changed_before:
             facts["changed_before"] = catalog.changed_before
-            facts["filtered_out"] = stats.filtered_out
+            facts["filtered_out"] = _counted(stats).filtered_out
         if "date-of-reference" in plan.query:
             facts["since"] = plan.query["date-of-reference"]
             facts["change_type"] = plan.query.get("change-type")

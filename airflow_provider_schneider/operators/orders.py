@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 from airflow_provider_schneider.operators.api import SchneiderApiOperator
-from airflow_provider_schneider.operators.pull import PullPlan, PullStats
+from airflow_provider_schneider.pulls.plan import PullPlan, PullStats
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

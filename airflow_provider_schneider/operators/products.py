@@ -1,43 +1,42 @@
-"""Per-product operators: one call per product (stock, availability, net price) or per bulk chunk (stock).
-
-The Product Catalog operator lives in :mod:`.catalog`; it is importable from here too, where it used to be.
-"""
+"""Per-product operators: one call per product (stock, availability, net price) or per bulk chunk (stock)."""
 
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_schneider.config.settings import DEFAULT_CONN_ID
 from airflow_provider_schneider.exceptions import (
     SchneiderApiError,
     SchneiderBusinessError,
     SchneiderConfigError,
 )
-from airflow_provider_schneider.operators.arguments import MAX_LISTED, as_items, chunks
 from airflow_provider_schneider.operators.base import SchneiderBaseOperator
-from airflow_provider_schneider.operators.catalog import (
-    CHANGED_BEFORE_INTERVAL_END,
-    DELTA_SINCE_INTERVAL_START,
-    SchneiderProductCatalogOperator,
-)
-from airflow_provider_schneider.operators.pull import Call, PullPlan, PullStats, frozen
+from airflow_provider_schneider.pulls.arguments import MAX_LISTED, as_items, chunks
+from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullStats, frozen
 from airflow_provider_schneider.resources import PathSubstitution, get_resource
-from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_schneider.hooks.schneider import SchneiderHook
-    from airflow_provider_schneider.operators.resume import ResumablePull
+    from airflow_provider_schneider.pulls.resume import ResumablePull
 
-__all__ = [
-    "CHANGED_BEFORE_INTERVAL_END",
-    "DELTA_SINCE_INTERVAL_START",
-    "SchneiderNetPriceOperator",
-    "SchneiderProductAvailabilityOperator",
-    "SchneiderProductCatalogOperator",
-    "SchneiderStockLevelOperator",
-]
+__all__ = ["SchneiderNetPriceOperator", "SchneiderProductAvailabilityOperator", "SchneiderStockLevelOperator"]
+
+
+@dataclass
+class FanOutStats(PullStats):
+    """A fan-out also notes the references not found and the answers that carried business errors."""
+
+    not_found: list[str] = field(default_factory=list)
+    business_errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _counted(stats: PullStats) -> FanOutStats:
+    assert isinstance(stats, FanOutStats), stats
+    return stats
 
 
 class _ProductFanOutOperator(SchneiderBaseOperator):
@@ -91,6 +90,9 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
 
         return connection_asset(self.resource_name, self.schneider_conn_id)
 
+    def new_stats(self) -> FanOutStats:
+        return FanOutStats()
+
     def reference_of(self, item: Any) -> str:
         return str(item["reference"] if isinstance(item, Mapping) else item)
 
@@ -123,7 +125,7 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
 
     def records_of_response(self, plan: PullPlan, call: Call, body: Any, stats: PullStats) -> list[Any]:
         if body is None:
-            stats.not_found.append(self.reference_of(call.item))
+            _counted(stats).not_found.append(self.reference_of(call.item))
             self.log.warning("Product %r not found by %s; skipped", self.reference_of(call.item), self.resource_name)
             return []
         return [self.to_record(call.item, body)]
@@ -132,8 +134,8 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
         return {
             "resource": self.resource_name,
             "calls": stats.pages,  # one response per product (or per bulk chunk)
-            "not_found": stats.not_found[:MAX_LISTED],
-            "not_found_count": len(stats.not_found),
+            "not_found": _counted(stats).not_found[:MAX_LISTED],
+            "not_found_count": len(_counted(stats).not_found),
         }
 
 
@@ -185,7 +187,7 @@ class SchneiderStockLevelOperator(_ProductFanOutOperator):
         found = []
         for entry in body if isinstance(body, list) else [body]:
             if isinstance(entry, Mapping) and entry.get("error"):
-                stats.not_found.append(str(entry.get("productReference")))
+                _counted(stats).not_found.append(str(entry.get("productReference")))
                 if self.on_not_found == "fail":
                     error = entry["error"]
                     detail = error if isinstance(error, Mapping) else {"userMessage": str(error)}
@@ -260,7 +262,7 @@ class SchneiderNetPriceOperator(_ProductFanOutOperator):
         if not errors:
             return [record]
         codes = [e.get("code") if isinstance(e, Mapping) else str(e) for e in errors]
-        stats.business_errors.append({"reference": reference, "codes": codes})
+        _counted(stats).business_errors.append({"reference": reference, "codes": codes})
         self.log.warning("Net price for %s came back with errorMessages %s", reference, errors)
         return [] if self.on_business_error == "skip" else [record]
 
@@ -268,15 +270,15 @@ class SchneiderNetPriceOperator(_ProductFanOutOperator):
         self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, resume: ResumablePull | None = None
     ) -> Generator[Any, None, None]:
         yield from super().iter_records(hook, plan, stats, resume)
-        if self.on_business_error == "fail" and stats.business_errors:
+        if self.on_business_error == "fail" and _counted(stats).business_errors:
             raise SchneiderBusinessError(
-                f"{self.task_id}: {len(stats.business_errors)} product(s) came back with errorMessages "
-                f"(on_business_error='fail'), e.g. {stats.business_errors[:5]}"
+                f"{self.task_id}: {len(_counted(stats).business_errors)} product(s) came back with errorMessages "
+                f"(on_business_error='fail'), e.g. {_counted(stats).business_errors[:5]}"
             )
 
     def manifest_facts(self, plan: PullPlan, stats: PullStats) -> dict[str, Any]:
         return {
             **super().manifest_facts(plan, stats),
-            "business_errors": stats.business_errors[:MAX_LISTED],
-            "business_error_count": len(stats.business_errors),
+            "business_errors": _counted(stats).business_errors[:MAX_LISTED],
+            "business_error_count": len(_counted(stats).business_errors),
         }

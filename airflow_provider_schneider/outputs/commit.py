@@ -25,133 +25,31 @@ import errno
 import json
 import logging
 import os
-import re
 import sys
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from airflow_provider_schneider.exceptions import SchneiderConfigError
-from airflow_provider_schneider.outputs.location import RESERVED_NAME, shown_uri
+from airflow_provider_schneider.outputs.location import shown_uri
+from airflow_provider_schneider.outputs.ownership import (
+    PART_NAME,
+    SET_MARKER,
+    owned_parts,
+    read_text,
+)
 from airflow_provider_schneider.outputs.storage import TAG_PATTERN, WriterTag, is_local, remove_tree
+from airflow_provider_schneider.process import SYSTEM_CLOCK, Clock, flock_within
 
 log = logging.getLogger(__name__)
 
-#: The marker a committed part set carries (readers skip names starting with ``_``: pyarrow, Spark, Hive).
-SET_MARKER = RESERVED_NAME
-#: The only names a part set has (a marker or a journal naming anything else is not ours).
-PART_NAME = re.compile(r"^part-\d{5}\.(jsonl|csv|parquet)(\.gz)?$")
-#: A marker is a list of part names: more than this is no marker of ours.
-MAX_MARKER_BYTES = 64 * 1024 * 1024
 JOURNAL_SUFFIX = ".commit-journal.json"
-
+#: Where time decides the commit locks (tests put a fake clock here).
+CLOCK: Clock = SYSTEM_CLOCK
 #: Object-store set commits: the lock is confirmed by reading it back after this many seconds ...
 COMMIT_LOCK_SETTLE = 0.5
 #: ... a lock older than this belongs to a writer that died mid-commit ...
 COMMIT_LOCK_STALE = 900.0
 #: ... and a writer waits at most this long for another's commit.
 COMMIT_LOCK_WAIT = 900.0
-
-
-class OutputConflict(SchneiderConfigError):
-    """The target holds something this provider did not write (or of another kind): nothing is replaced."""
-
-
-# -- ownership ----------------------------------------------------------------------------------------------------
-
-
-def set_marker(parts: Sequence[Mapping[str, Any]], **facts: Any) -> str:
-    """The marker of a set: its parts (name, records, bytes, sha256) in order, plus ``facts``."""
-    return json.dumps({"schneider_set": 1, "parts": list(parts), **facts}, sort_keys=True, indent=1)
-
-
-def _marked_parts(text: str | None) -> set[str] | None:
-    """Part names a marker lists; ``None`` when ``text`` is no marker of ours."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-        names = {str(p["name"]) for p in value["parts"]} if value.get("schneider_set") == 1 else None
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
-    if names is None or not all(PART_NAME.match(n) for n in names):
-        return None  # a marker naming anything but parts was not written by a set of ours
-    return names
-
-
-def _read_text(path: Any) -> str | None:
-    """The text of a small control file (a marker, a journal); ``None`` when there is none or it is no text
-    of ours (too large, not UTF-8). A store that fails to answer raises (its ``OSError``): a transient
-    error must not pass for "no marker"."""
-    try:
-        if is_local(path):
-            with open(path.path, "rb") as handle:
-                data = handle.read(MAX_MARKER_BYTES + 1)
-        else:
-            with path.open("rb") as handle:
-                data = handle.read(MAX_MARKER_BYTES + 1)
-    except FileNotFoundError:
-        return None
-    if len(data) > MAX_MARKER_BYTES:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def _entries(folder: Any) -> list[tuple[str, bool]] | None:
-    """``(name, is_folder)`` of what ``folder`` holds; ``None`` when there is no folder."""
-    if is_local(folder):
-        if not os.path.isdir(folder.path) or os.path.islink(folder.path):
-            return None
-        with os.scandir(folder.path) as listing:
-            return [(e.name, e.is_dir(follow_symlinks=False) or e.is_symlink()) for e in listing]
-    try:
-        return [(child.name, child.is_dir()) for child in folder.iterdir()]
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def owned_parts(target: Any, where: str) -> set[str]:
-    """The parts of the set at ``target`` (empty: no folder, or an empty one). Raises :class:`OutputConflict`
-    when ``target`` is not a folder of one set of this provider; ``where`` names the task and field."""
-    if is_local(target) and os.path.islink(target.path):
-        raise OutputConflict(
-            f"{where}: {shown_uri(target)} is a symbolic link; a part set is only written into a real folder"
-        )
-    is_file = os.path.lexists(target.path) and not os.path.isdir(target.path) if is_local(target) else target.is_file()
-    if is_file:
-        raise OutputConflict(f"{where}: {shown_uri(target)} is a file, but split output (parts) needs a folder")
-    entries = _entries(target)
-    if not entries:
-        return set()
-    names = {name for name, _ in entries}
-    listed = _marked_parts(_read_text(target / SET_MARKER)) if SET_MARKER in names else None
-    if listed is not None:
-        foreign = sorted(name for name, folder in entries if folder or name not in listed | {SET_MARKER})
-    else:
-        foreign = sorted(name for name, folder in entries if folder or not PART_NAME.match(name))
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise OutputConflict(
-            f"{where}: the folder {shown_uri(target)} holds files this provider did not write ({shown}); refusing "
-            "to replace it. Point output_path at a folder of its own, or move those files away"
-        )
-    return names - {SET_MARKER}
-
-
-def check_file_target(target: Any, where: str) -> None:
-    """A single-file output never replaces a folder (that would delete what the folder holds)."""
-    if is_local(target):
-        is_folder = os.path.isdir(target.path) and not os.path.islink(target.path)
-    else:
-        try:
-            is_folder = bool(target.is_dir())
-        except Exception:  # noqa: BLE001 - a store that cannot tell: the commit itself will say what is wrong
-            is_folder = False
-    if is_folder:
-        raise OutputConflict(f"{where}: {shown_uri(target)} is a folder; a single-file output cannot replace it")
 
 
 # -- files --------------------------------------------------------------------------------------------------------
@@ -205,7 +103,10 @@ def _local_commit_lock(target: Any) -> Iterator[None]:
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.ETIMEDOUT):
                 raise
-            os.close(fd)
+            # Never close a number twice: were the open below to fail, the ``finally`` would close a descriptor
+            # that another thread (SQLite's, say) may have been handed meanwhile.
+            closing, fd = fd, -1
+            os.close(closing)
             lock_path = os.path.join(os.path.dirname(target.path) or ".", f".{target.name}.commit-lock")
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             _flock_within(fd, COMMIT_LOCK_WAIT, target)
@@ -214,26 +115,15 @@ def _local_commit_lock(target: Any) -> Iterator[None]:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def _flock_within(fd: int, seconds: float, target: Any) -> None:
-    import fcntl
-
-    deadline = time.monotonic() + seconds
-    delay = 0.005
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    errno.ETIMEDOUT,
-                    f"another process has held the commit lock of {shown_uri(target)} for over {seconds:.0f} s",
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+    if not flock_within(fd, seconds, CLOCK):
+        raise TimeoutError(
+            errno.ETIMEDOUT, f"another process has held the commit lock of {shown_uri(target)} for over {seconds:.0f} s"
+        )
 
 
 def journal_of(target: Any) -> Any:
@@ -254,7 +144,7 @@ def _write_journal(target: Any, record: Mapping[str, Any]) -> None:
 
 
 def _read_journal(target: Any) -> dict[str, Any] | None:
-    text = _read_text(journal_of(target))
+    text = read_text(journal_of(target))
     with contextlib.suppress(ValueError, TypeError):
         value = json.loads(text) if text else None
         if isinstance(value, dict):
@@ -335,20 +225,20 @@ def _object_store_commit_lock(target: Any, tag: WriterTag) -> Iterator[None]:
     find no lock and write within the settle delay: the last write wins, the other sees it and waits."""
     lock = target.parent / f".{target.name}.commit-lock"
     me = tag.suffix
-    deadline = time.monotonic() + COMMIT_LOCK_WAIT
+    deadline = CLOCK.monotonic() + COMMIT_LOCK_WAIT
     while True:
         holder = _read_lock(lock)
-        now = time.time()
+        now = CLOCK.time()
         age = now - float(holder["at"]) if holder is not None else 0.0
         # A lock older than COMMIT_LOCK_STALE is a dead writer's; one from the future was never a writer's.
         if holder is None or age > COMMIT_LOCK_STALE or age < -COMMIT_LOCK_SETTLE * 4:
-            lock.write_text(json.dumps({"holder": me, "at": time.time()}))
-            time.sleep(COMMIT_LOCK_SETTLE)
+            lock.write_text(json.dumps({"holder": me, "at": CLOCK.time()}))
+            CLOCK.sleep(COMMIT_LOCK_SETTLE)
             if (_read_lock(lock) or {}).get("holder") == me:
                 break
-        if time.monotonic() > deadline:
+        if CLOCK.monotonic() > deadline:
             raise TimeoutError(f"another writer has been committing {target} for over {COMMIT_LOCK_WAIT:.0f} s")
-        time.sleep(COMMIT_LOCK_SETTLE)
+        CLOCK.sleep(COMMIT_LOCK_SETTLE)
     try:
         yield
     finally:

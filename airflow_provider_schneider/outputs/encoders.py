@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
-from airflow_provider_schneider.outputs.schema import folded_fields
+from airflow_provider_schneider.outputs.schema import folded_fields, json_text
 
 _STRICT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
 _LOSSLESS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
@@ -123,11 +123,6 @@ def encode_lossless(record: Any) -> bytes:
 def decode_lossless(line: bytes) -> Any:
     """The record of one :func:`encode_lossless` line."""
     return json.loads(line.decode("utf-8", "surrogatepass"))
-
-
-def json_text(value: Any) -> str:
-    """A nested or conflicting value as the JSON text a loader can parse back (``json.loads``)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 class CountingHasher:

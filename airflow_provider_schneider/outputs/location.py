@@ -15,7 +15,7 @@ from urllib.parse import unquote
 from airflow_provider_schneider.exceptions import SchneiderConfigError
 
 _TEMPLATE_START = re.compile(r"\{\{|\{%|\{#")
-#: The marker a part set carries (:data:`airflow_provider_schneider.outputs.commit.SET_MARKER`).
+#: The marker a part set carries (:data:`airflow_provider_schneider.outputs.ownership.SET_MARKER`).
 RESERVED_NAME = "_schneider_set.json"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
-from airflow_provider_schneider.outputs.encoders import CountingHasher, json_text
-from airflow_provider_schneider.outputs.schema import Kind, conform, folded_fields
+from airflow_provider_schneider.outputs.encoders import CountingHasher
+from airflow_provider_schneider.outputs.schema import Kind, conform, folded_fields, json_text
 
 #: Records per row group: memory holds one group (a few MB for typical API records), never the pull.
 ROW_GROUP_RECORDS = 50_000

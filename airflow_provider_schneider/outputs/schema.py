@@ -15,6 +15,7 @@ single overflow column (:attr:`RecordSchema.overflow_column`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,8 +186,6 @@ def conform(value: Any, kind: Kind) -> Any:
     if value is None:
         return None
     if kind.name == "json":
-        from airflow_provider_schneider.outputs.encoders import json_text
-
         return json_text(value)
     if kind.name == "float":
         return float(value)
@@ -198,3 +197,8 @@ def conform(value: Any, kind: Kind) -> Any:
     if kind.name == "struct":
         return {name: conform(value.get(name), sub) for name, sub in kind.fields.items()}
     return value
+
+
+def json_text(value: Any) -> str:
+    """A nested or conflicting value as the JSON text a loader can parse back (``json.loads``)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

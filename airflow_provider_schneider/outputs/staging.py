@@ -68,7 +68,7 @@ class Chunk:
     #: :func:`page_digest` of the chunk's first and of its last page.
     first_page: str = ""
     last_page: str = ""
-    #: The checkpoint's seal over every field above (see :mod:`airflow_provider_schneider.operators.resume`).
+    #: The checkpoint's seal over every field above (see :mod:`airflow_provider_schneider.pulls.resume`).
     seal: str = ""
 
 

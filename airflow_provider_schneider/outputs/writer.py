@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_schneider.exceptions import SchneiderStorageError
-from airflow_provider_schneider.outputs import commit, storage
+from airflow_provider_schneider.outputs import commit, ownership, storage
 from airflow_provider_schneider.outputs.encoders import (
     CountingHasher,
     CsvEncoder,
@@ -119,9 +119,9 @@ class RecordWriter:
         with self._storage_step("prepare"):
             commit.recover(self.target)  # a commit a killed writer left half done: the target is whole again
             if self.spec.split:
-                commit.owned_parts(self.target, self.where)  # a folder of someone else's: refused before any call
+                ownership.owned_parts(self.target, self.where)  # a folder of someone else's: refused before any call
             else:
-                commit.check_file_target(self.target, self.where)
+                ownership.check_file_target(self.target, self.where)
             storage.remove_stale_temporaries(self.target, own=self.tag)
             self._staging = self.tag.temporary(self.target)
             if self.spec.split:
@@ -200,10 +200,10 @@ class RecordWriter:
             self._close_part()
         with self._storage_step("commit"):
             if self.spec.split:
-                (self._staging / commit.SET_MARKER).write_text(self._set_marker())
+                (self._staging / ownership.SET_MARKER).write_text(self._set_marker())
                 commit.commit_folder(self._staging, self.target, self.tag, self.where)
             else:
-                commit.check_file_target(self.target, self.where)
+                ownership.check_file_target(self.target, self.where)
                 commit.commit_file(self._staging, self.target)
         storage.remove_stale_temporaries(self.target, own=self.tag)
         self.manifest = self._manifest()
@@ -231,7 +231,7 @@ class RecordWriter:
             {"name": p.uri.rsplit("/", 1)[-1], "records": p.records, "bytes": p.bytes, "sha256": p.sha256}
             for p in self.parts
         ]
-        return commit.set_marker(parts, records=self.records, format=self.spec.format_label)
+        return ownership.set_marker(parts, records=self.records, format=self.spec.format_label)
 
     @contextlib.contextmanager
     def _storage_step(self, what: str) -> Iterator[None]:

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_schneider.config.settings import DEFAULT_CONN_ID
 from airflow_provider_schneider.exceptions import (
-    AirflowFailException,
     AirflowSensorTimeout,
     SchneiderConfigError,
     SchneiderError,
+    SchneiderOrderStatusFailed,
 )
-from airflow_provider_schneider.order_lookup import (
+from airflow_provider_schneider.pulls.order_lookup import (
     ERROR,
     FAILURE,
     NOT_FOUND,
@@ -29,7 +30,6 @@ from airflow_provider_schneider.order_lookup import (
     order_status_of,
     outcome_message,
 )
-from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,10 +44,6 @@ DEFER_TIMEOUT_GRACE = 120.0
 
 def _as_field(value: str | Iterable[str] | None) -> str | list[str] | None:
     return value if value is None or isinstance(value, str) else list(value)
-
-
-class SchneiderOrderStatusFailed(SchneiderError, AirflowFailException):
-    """The order reached a failure status (or is unknown): waiting longer cannot help, so no retry either."""
 
 
 class SchneiderOrderStatusSensor(BaseSensorOperator):
@@ -134,7 +130,7 @@ class SchneiderOrderStatusSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | PokeReturnValue:
         targets, failures = self._targets_and_failures()
         country, number = str(self.country).strip(), str(self.order_number).strip()
-        order = find_order(self.hook, country, number)
+        order = find_order(self.hook, country, number, self.hook.settings.page_size)
         outcome = classify(order, targets, failures)
         message = outcome_message(outcome, country, number, order_status_of(order or {}), targets)
         if outcome == SUCCESS:

@@ -16,7 +16,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_schneider.order_lookup import (
+from airflow_provider_schneider.config.settings import DEFAULT_CONN_ID
+from airflow_provider_schneider.pulls.order_lookup import (
     ERROR,
     FAILURE,
     NOT_FOUND,
@@ -28,7 +29,6 @@ from airflow_provider_schneider.order_lookup import (
     order_status_of,
     outcome_message,
 )
-from airflow_provider_schneider.settings import DEFAULT_CONN_ID
 
 
 class SchneiderOrderStatusTrigger(BaseTrigger):
@@ -137,7 +137,9 @@ class SchneiderOrderStatusTrigger(BaseTrigger):
                     )
                     return
                 try:
-                    order = await asyncio.to_thread(find_order, hook, self.country, self.order_number)
+                    order = await asyncio.to_thread(
+                        find_order, hook, self.country, self.order_number, hook.settings.page_size
+                    )
                 except Exception as exc:  # noqa: BLE001 - every failure becomes an event or a backoff
                     errors += 1
                     permanent = isinstance(exc, AirflowFailException)

@@ -23,7 +23,7 @@ from schneider_e2e.measure import PhaseResult
 PULL_TASK = "pull_catalog_delta"
 PREFIX = f"data/{DAG_ID}/{PULL_TASK}/"
 TOKEN_LOG_LINE = "Requested a new Schneider token"
-#: A lease loser that got the winner's token instead of asking the endpoint (token_cache.py).
+#: A lease loser that got the winner's token instead of asking the endpoint (tokens/manager.py).
 LEASE_WAIT_LINE = "token renewal (cluster lease): no request from here"
 
 
@@ -134,7 +134,7 @@ def prove_s3_atomicity(s3_url: str) -> tuple[bool, str]:
         "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"},
     }
     os.environ[f"AIRFLOW_CONN_{S3_CONN_ID.upper()}"] = json.dumps(storage)
-    from airflow_provider_schneider.sinks import JsonLinesSink
+    from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
 
     client = s3_client(s3_url)
     base = f"s3://{S3_BUCKET}/atomicity"
@@ -148,7 +148,7 @@ def prove_s3_atomicity(s3_url: str) -> tuple[bool, str]:
 
     def failing_pull(uri: str) -> None:
         try:
-            with JsonLinesSink(uri, compression="gzip", storage_conn_id=S3_CONN_ID) as sink:
+            with RecordWriter(OutputSpec(uri, "jsonl", "gzip", storage_conn_id=S3_CONN_ID)) as sink:
                 for i in range(20_000):  # > one upload block: bytes did reach the store before the failure
                     sink.write({"n": i, "pad": "x" * 64})
                 raise PullFailed("the API failed mid-pull")
@@ -157,7 +157,7 @@ def prove_s3_atomicity(s3_url: str) -> tuple[bool, str]:
 
     failing_pull(f"{base}/new.jsonl")
     after_new = keys()
-    with JsonLinesSink(f"{base}/old.jsonl", compression="gzip", storage_conn_id=S3_CONN_ID) as sink:
+    with RecordWriter(OutputSpec(f"{base}/old.jsonl", "jsonl", "gzip", storage_conn_id=S3_CONN_ID)) as sink:
         sink.write({"n": "old"})
     old = client.get_object(Bucket=S3_BUCKET, Key="atomicity/old.jsonl.gz")["Body"].read()
     failing_pull(f"{base}/old.jsonl")

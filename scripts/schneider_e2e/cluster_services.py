@@ -162,6 +162,9 @@ def cluster_environment(
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            # Airflow's own advice for a loaded machine: a task's first Execution API call (PATCH .../run) can
+            # take over the 5 s default on a busy 2-core host, and its retry then meets "already running".
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "schneider_e2e.cluster_hosts.hostname",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,

@@ -45,7 +45,7 @@ def run_interval(run: Mapping[str, Any]) -> tuple[dt.datetime, dt.datetime]:
 
 
 #: The value each example DAG takes from a param (its default: the backfills pass no conf), which the default
-#: output name carries as a ``name=value`` segment after the interval (operators/output.py).
+#: output name carries as a ``name=value`` segment after the interval (pulls/naming.py).
 TEMPLATED_SEGMENT = {"pull_catalog_delta": "change-type=all", "pull_orders": f"country={COUNTRY}"}
 
 

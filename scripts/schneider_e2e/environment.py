@@ -56,6 +56,9 @@ def build_environment(opts: Options, home: Path, api_port: int, emulator_url: st
             "AIRFLOW__CORE__PARALLELISM": str(opts.parallelism),
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            # Airflow's own advice for a loaded machine: a task's first Execution API call (PATCH .../run) can
+            # take over the 5 s default on a busy 2-core host, and its retry then meets "already running".
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "schneider_e2e.environment.SQLITE_CONNECT_ARGS",

@@ -19,7 +19,7 @@ SEED, COUNTRY = 42, "FR"
 #: The gateway dialect the emulator speaks in the end-to-end runs (string-typed token answers, ``fault``
 #: errors, throttles sent as 500): the stricter of the two, see airflow_provider_schneider/emulator/README.md.
 EMULATOR_PROFILE = "apigee"
-MAX_LEEWAY_SHARE = 0.25  # as airflow_provider_schneider.auth: a leeway never eats more than a quarter of a token
+MAX_LEEWAY_SHARE = 0.25  # as tokens/token.py: a leeway never eats more than a quarter of a token
 SCHNEIDER_CONCURRENCY_LIMIT = 10
 
 DESCRIPTION = "End to end with a real scheduler: backfill the example DAGs against the emulator, check, rerun."

@@ -1,0 +1,1 @@
+"""Internal: the connection's fields, declared once, and the validated settings every other room reads."""
