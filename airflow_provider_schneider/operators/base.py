@@ -22,6 +22,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_schneider.config.settings import DEFAULT_CONN_ID
 from airflow_provider_schneider.exceptions import SchneiderResponseError
+from airflow_provider_schneider.operators.pool import warn_without_pool, with_default_pool
 from airflow_provider_schneider.pulls.arguments import max_age_seconds
 from airflow_provider_schneider.pulls.naming import interval_key, map_index_of, task_key, try_number_of
 from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullResult, PullStats
@@ -79,7 +80,10 @@ class SchneiderBaseOperator(BaseOperator):
     :param return_records: return the records themselves through XCom instead of writing a file, for small
         results only: more than ``max_xcom_records`` records or ``max_xcom_bytes`` of JSON fails the task
         with a clear error (XCom lives in the metadata database).
-    :param max_concurrency: parallel calls for this task (capped by Schneider's limit of 10).
+    :param max_concurrency: parallel calls for this task (capped by Schneider's limit of 10; every process of
+        a host that uses the same client shares ``client_max_in_flight`` calls, 10 by default).
+    :param pool: Airflow's own argument. Default: the pool ``[schneider] pool`` names, if any (the cap across
+        hosts; see :mod:`airflow_provider_schneider.operators.pool`).
     :param retry_max_attempts: per-task override of the connection's retry attempts.
     :param retry_max_total_wait: per-task override of the connection's total retry wait (seconds).
     :param outlets: Airflow's own argument. Default: one Schneider asset for the resource and scope pulled
@@ -113,7 +117,7 @@ class SchneiderBaseOperator(BaseOperator):
         **kwargs: Any,
     ):
         given = {**(kwargs.get("default_args") or {}), **kwargs}
-        super().__init__(**kwargs)
+        super().__init__(**with_default_pool(kwargs))
         # An explicit ``outlets``/``inlets`` (also ``[]``, also from default_args) wins over our defaults.
         self._outlets_given = "outlets" in given
         self._inlets_given = "inlets" in given
@@ -222,7 +226,7 @@ class SchneiderBaseOperator(BaseOperator):
             if extra_inlets:
                 inlets = list(kwargs.get("inlets", defaults.get("inlets")) or [])
                 kwargs["inlets"] = inlets + [i for i in extra_inlets if i not in inlets]
-        return super().partial(**kwargs)
+        return super().partial(**with_default_pool(kwargs))
 
     def asset_event_extra(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         from airflow_provider_schneider.assets import event_extra
@@ -287,6 +291,7 @@ class SchneiderBaseOperator(BaseOperator):
         from airflow_provider_schneider import metrics
 
         self.last_pull = None
+        warn_without_pool(self)
         hook = self.get_hook()
         try:
             plan = self.prepare(context, hook)
