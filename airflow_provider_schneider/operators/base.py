@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from airflow_provider_schneider.client.pagination import HeldPages, Page
     from airflow_provider_schneider.hooks.schneider import SchneiderHook
     from airflow_provider_schneider.outputs.writer import OutputSpec
+    from airflow_provider_schneider.pulls.arguments import ItemErrorPolicy
     from airflow_provider_schneider.pulls.resume import ResumablePull
 
 __all__ = ["SchneiderBaseOperator"]
@@ -176,6 +177,10 @@ class SchneiderBaseOperator(BaseOperator):
     def fetch(self, hook: SchneiderHook, call: Call) -> Any:
         return hook.request(call.method, call.path, params=call.query, json=call.json_body, retry=call.retry)
 
+    def item_policy(self) -> ItemErrorPolicy | None:
+        """What a fan-out's failed item does (``None``: it fails the pull)."""
+        return None
+
     def new_stats(self) -> PullStats:
         """What a run of this operator counts (fan-outs and the catalog count more)."""
         return PullStats()
@@ -189,7 +194,8 @@ class SchneiderBaseOperator(BaseOperator):
         def records_of(call: Call, body: Any, counted: PullStats) -> list[Any]:
             return self.records_of_response(plan, call, body, counted)
 
-        yield from run_plan(plan, stats, _HookSource(self, hook), records_of, log=self.log, resume=resume)
+        source = _HookSource(self, hook)
+        yield from run_plan(plan, stats, source, records_of, log=self.log, resume=resume, policy=self.item_policy())
 
     # -- assets ---------------------------------------------------------------------------------------------
 
@@ -358,6 +364,12 @@ class SchneiderBaseOperator(BaseOperator):
             resume,
             lambda error: retry_follows(context, error),
         )
+        if self.item_policy() is not None:
+            from airflow_provider_schneider.outputs.sidecar import write_failed_items
+
+            sidecar = write_failed_items(writer.target, stats.failed, writer.tag)
+            if sidecar:
+                output["failed_items_uri"] = sidecar
         stats.finish()
         if resume is not None and resume.adopted:
             stats.snapshot_at = resume.staged_since  # the adopted pages describe the failed try's moment

@@ -87,11 +87,13 @@ def generation_of(context: Mapping[str, Any], retries: int) -> int:
 def resumable_pull(
     operator: Any, context: Mapping[str, Any], plan: Any, target: Any, secret: str | None
 ) -> ResumablePull | None:
-    """The resume machinery for this ``execute``, or ``None``: not paginated, ``resumable=False``, no retries
-    with ``resumable=None``, no secret to seal chunks with, or no task state store (Airflow < 3.3, said once
-    in the log)."""
+    """The resume machinery for this ``execute`` (a fan-out's: :class:`..fanout.FanOutResume`), or ``None``: a
+    single call, ``resumable=False``, no retries with ``resumable=None``, no secret to seal chunks with, or no
+    task state store (Airflow < 3.3, said once in the log)."""
     retries = int(getattr(operator, "retries", 0) or 0)
-    if not plan.paginate or operator.resumable is False or (operator.resumable is None and retries <= 0):
+    if operator.resumable is False or (operator.resumable is None and retries <= 0):
+        return None
+    if not plan.paginate and len(plan.calls) < 2:
         return None
     store = context.get("task_state_store")
     if store is None:
@@ -102,12 +104,16 @@ def resumable_pull(
     if not secret:
         return None
     query = sorted((str(k), v) for k, v in plan.query.items())
-    print_ = fingerprint(operator.schneider_conn_id, plan.path, query, plan.page_size, plan.records_field, str(target))
-    owner = ChunkOwner(print_, task_key(context), generation_of(context, retries))
+    parts: list[Any] = [operator.schneider_conn_id, plan.path, query, plan.page_size, plan.records_field, str(target)]
+    cls: type[ResumablePull] = ResumablePull
+    if not plan.paginate:  # a fan-out: the staged answers belong to exactly these calls
+        cls = FanOutResume
+        parts.append(
+            [(c.method, c.path, sorted((str(k), v) for k, v in c.query.items()), c.json_body) for c in plan.calls]
+        )
+    owner = ChunkOwner(fingerprint(*parts), task_key(context), generation_of(context, retries))
     max_age = max_age_seconds(getattr(operator, "resume_max_age", RESUME_MAX_AGE), operator.task_id)
-    return ResumablePull(
-        store, target, owner, seal_key(secret), operator.log, max_age=max_age, try_number=try_number_of(context)
-    )
+    return cls(store, target, owner, seal_key(secret), operator.log, max_age=max_age, try_number=try_number_of(context))
 
 
 def retry_follows(context: Mapping[str, Any], error: BaseException) -> bool:
@@ -333,3 +339,54 @@ class ResumablePull:
                 "" if self.checkpoints_saved == 1 else "s",
                 staged[-1].last + 1,
             )
+
+
+class FanOutResume(ResumablePull):
+    """The staging of a fan-out (:mod:`.fanout`): one staged "page" per call, ``{"a": body}`` or
+    ``{"failed": entry}``; nothing to re-check against the API (items are independent lookups)."""
+
+    def start(self, calls: int) -> int:
+        """How many leading calls earlier tries staged answers for (0: none usable; every chunk goes)."""
+        previous, self.previous = self.previous, None
+        owner = self.owner
+        self.checkpoint = Checkpoint(owner.fingerprint, owner.generation, calls, None, started_at=self.started_at)
+        if previous is None or not previous.chunks:
+            self._drop()
+            return 0
+        why: str | None = None
+        if previous.total_pages != calls or previous.pages > calls:
+            why = f"it was staged for {previous.total_pages} calls, this pull makes {calls}"
+        else:
+            why = next(filter(None, (problem_with(self.folder, c, self.owner) for c in previous.chunks)), None)
+        if why:
+            self.restart_reason = why
+            self.log.warning("Resume: fetching every item again in this try: %s", why)
+            self._drop()
+            return 0
+        self.adopted, self.staged_since = previous.chunks, previous.started_at
+        self.checkpoint = replace(self.checkpoint, chunks=previous.chunks, started_at=previous.started_at)
+        self._drop(keep=previous.chunks)
+        self.log.info(
+            "Resume: the answers to calls 1-%d are staged by an earlier try; fetching calls %d-%d and any item "
+            "that failed",
+            previous.pages,
+            previous.pages + 1,
+            calls,
+        )
+        return previous.pages
+
+    def staged(self) -> Iterator[Any]:
+        """The staged lines, in call order (one per call)."""
+        for chunk in self.adopted:
+            yield from self._read_back(chunk)
+
+    def stage(self, number: int, body: Any, failure: dict[str, Any] | None) -> None:
+        """Stage the answer to call ``number`` (or its failure: a retry fetches that item again)."""
+        line = {"failed": failure} if failure is not None else {"a": body}
+        self._stage(_StagedCall(number, [line]))
+        self.pages_fetched += 1
+
+
+class _StagedCall(NamedTuple):
+    number: int
+    records: list[Any]
