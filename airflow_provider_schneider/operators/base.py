@@ -341,8 +341,8 @@ class SchneiderBaseOperator(BaseOperator):
 
     def _write(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, context: Context) -> dict[str, Any]:
         from airflow_provider_schneider.outputs.writer import RecordWriter
-        from airflow_provider_schneider.pulls.resume import resumable_pull, retry_follows
         from airflow_provider_schneider.pulls.runner import write_pull
+        from airflow_provider_schneider.pulls.tries import resumable_pull, retry_follows
 
         spec = self.output_spec(context, plan)
         if spec.output_format == "parquet":

@@ -19,12 +19,15 @@ stay for the retry.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from airflow_provider_schneider.exceptions import SchneiderApiError, SchneiderError
+from airflow_provider_schneider.outputs.staging import problem_with
 from airflow_provider_schneider.pulls.arguments import ItemErrorPolicy
+from airflow_provider_schneider.pulls.checkpoint import Checkpoint
 from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullStats
-from airflow_provider_schneider.pulls.resume import FanOutResume
+from airflow_provider_schneider.pulls.resume import ResumablePull
 
 #: The longest error message kept per failed item (manifest and sidecar).
 _MESSAGE_CHARS = 300
@@ -56,6 +59,57 @@ class _Answer(NamedTuple):
     body: Any
     failure: dict[str, Any] | None
     fresh: bool
+
+
+class FanOutResume(ResumablePull):
+    """The staging of a fan-out (:mod:`.fanout`): one staged "page" per call, ``{"a": body}`` or
+    ``{"failed": entry}``; nothing to re-check against the API (items are independent lookups)."""
+
+    def start(self, calls: int) -> int:
+        """How many leading calls earlier tries staged answers for (0: none usable; every chunk goes)."""
+        previous, self.previous = self.previous, None
+        owner = self.owner
+        self.checkpoint = Checkpoint(owner.fingerprint, owner.generation, calls, None, started_at=self.started_at)
+        if previous is None or not previous.chunks:
+            self._drop()
+            return 0
+        why: str | None = None
+        if previous.total_pages != calls or previous.pages > calls:
+            why = f"it was staged for {previous.total_pages} calls, this pull makes {calls}"
+        else:
+            why = next(filter(None, (problem_with(self.folder, c, self.owner) for c in previous.chunks)), None)
+        if why:
+            self.restart_reason = why
+            self.log.warning("Resume: fetching every item again in this try: %s", why)
+            self._drop()
+            return 0
+        self.adopted, self.staged_since = previous.chunks, previous.started_at
+        self.checkpoint = replace(self.checkpoint, chunks=previous.chunks, started_at=previous.started_at)
+        self._drop(keep=previous.chunks)
+        self.log.info(
+            "Resume: the answers to calls 1-%d are staged by an earlier try; fetching calls %d-%d and any item "
+            "that failed",
+            previous.pages,
+            previous.pages + 1,
+            calls,
+        )
+        return previous.pages
+
+    def staged(self) -> Iterator[Any]:
+        """The staged lines, in call order (one per call)."""
+        for chunk in self.adopted:
+            yield from self._read_back(chunk)
+
+    def stage(self, number: int, body: Any, failure: dict[str, Any] | None) -> None:
+        """Stage the answer to call ``number`` (or its failure: a retry fetches that item again)."""
+        line = {"failed": failure} if failure is not None else {"a": body}
+        self._stage(_StagedCall(number, [line]))
+        self.pages_fetched += 1
+
+
+class _StagedCall(NamedTuple):
+    number: int
+    records: list[Any]
 
 
 def run_calls(

@@ -13,9 +13,9 @@ from airflow_provider_schneider.exceptions import SchneiderApiError, SchneiderCo
 from airflow_provider_schneider.outputs.staging import ChunkOwner
 from airflow_provider_schneider.outputs.storage import to_storage_path
 from airflow_provider_schneider.pulls.arguments import ItemErrorPolicy
-from airflow_provider_schneider.pulls.fanout import SchneiderItemErrors, run_calls
+from airflow_provider_schneider.pulls.checkpoint import seal_key
+from airflow_provider_schneider.pulls.fanout import FanOutResume, SchneiderItemErrors, run_calls
 from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullStats, frozen
-from airflow_provider_schneider.pulls.resume import FanOutResume, seal_key
 from tests.support.fakes import DictStore, LineLog
 
 REFERENCES = [f"REF{i:04d}" for i in range(1, 201)]
@@ -144,7 +144,7 @@ class Tries:
         self.store, self.owner, self.key = DictStore(), ChunkOwner("fp-stock", "abcdef012345", 1), seal_key("secret")
 
     def resume(self) -> FanOutResume:
-        return FanOutResume(self.store, self.target, self.owner, self.key, LineLog())
+        return FanOutResume(self.store, self.target, self.owner, self.key, LineLog(), checkpoint_every=0)
 
 
 def test_a_retry_fetches_only_the_items_the_failed_try_did_not_answer(tmp_path):
