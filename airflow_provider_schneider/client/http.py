@@ -4,13 +4,18 @@ Each attempt applies the *current* credentials through the client's ``auth`` obj
 replays a stale Authorization header); after a 401 the auth object decides whether one replay is worth it
 (a bearer token: invalidate exactly the token used, refresh, replay once). Every attempt has a total
 deadline and a body cap (:mod:`transport`).
+
+Calls are governed at three levels: the client's adaptive limit (:mod:`.pacing`: at most ``max_concurrency``
+in flight, fewer and paced after a throttle), then the host's share of the client (:mod:`.host`: a cool-down
+after a throttle, an optional calls-per-second pace, and at most ``client_max_in_flight`` calls in flight
+across every process of the host), then the socket.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +24,9 @@ import requests
 
 from airflow_provider_schneider import metrics
 from airflow_provider_schneider.client.auth import ApiAuth
+from airflow_provider_schneider.client.cancellation import cancellable_sleep
+from airflow_provider_schneider.client.host import HostCalls, client_folder
+from airflow_provider_schneider.client.pacing import AdaptiveLimit, LocalPace
 from airflow_provider_schneider.client.request import ApiRequest
 from airflow_provider_schneider.client.responses import ErrorFields, error_fields, is_html, parse_json
 from airflow_provider_schneider.client.retrying import (
@@ -60,10 +68,10 @@ def clean_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
 
 
 class SchneiderHttpClient:
-    """One pooled session per hook; at most ``max_concurrency`` calls in flight, shared throttle back-off.
+    """One pooled session per hook; calls governed by the client's adaptive limit and the host's share.
 
-    The cap is a semaphore around the socket call itself, so it holds whatever fans out above it
-    (concurrent pages, per-product calls, 401 replays, retries).
+    The limits hold around each attempt (the host slot around the socket call itself), so they hold whatever
+    fans out above them (concurrent pages, per-product calls, 401 replays, retries).
     """
 
     def __init__(self, settings: SchneiderSettings, *, auth: ApiAuth, session: requests.Session | None = None):
@@ -71,8 +79,12 @@ class SchneiderHttpClient:
         self.settings = settings
         self.auth = auth
         self.session = session or build_session(settings.max_concurrency)
-        self._slots = threading.BoundedSemaphore(settings.max_concurrency)
-        self._pause_lock = threading.Lock()
+        self.limit = AdaptiveLimit(settings.max_concurrency, adaptive=settings.adaptive_concurrency)
+        client = settings.client_id or f"apikey:{settings.api_key}"
+        size = settings.client_max_in_flight
+        self.host = HostCalls.open(client_folder(settings.api_base_url, client, settings.token_cache_dir), size)
+        rate = settings.max_calls_per_second
+        self._local_pace = LocalPace(rate) if rate > 0 and self.host is None else None
         self._paused_until = 0.0
 
     # -- public -------------------------------------------------------------------------------------------
@@ -109,7 +121,17 @@ class SchneiderHttpClient:
         should_retry = method in IDEMPOTENT_METHODS if retry is None else retry
 
         def attempt() -> Any:
-            return self._send_authenticated(call)
+            window = self.limit.enter(call.label)
+            outcome = "error"
+            try:
+                result = self._send_authenticated(call)
+                outcome = "ok"
+                return result
+            except TransientFailure as failure:
+                outcome = "throttled" if failure.throttled else "error"
+                raise
+            finally:
+                self.limit.leave(window, outcome)
 
         if not should_retry:
             return no_retry(attempt)
@@ -141,24 +163,50 @@ class SchneiderHttpClient:
         return self._parse(answer, call)
 
     def _note_wait(self, seconds: float, failure: TransientFailure) -> None:
-        """A throttle (429, ``Retry-After``, a rate-limit code) pauses every thread of this client, not just the
-        throttled one; a plain 5xx or network failure only delays its own retry."""
+        """A throttle (429, ``Retry-After``, a rate-limit code) pauses every call of this client on the host,
+        not just the throttled one; a plain 5xx or network failure only delays its own retry."""
         metrics.incr("http.retries")
         if not failure.throttled:
             return
         metrics.incr("http.throttled")
-        with self._pause_lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        if self.host is not None:
+            self.host.cool_down(seconds)
 
     def _wait_if_paused(self) -> None:
         delay = self._paused_until - time.monotonic()
+        if self.host is not None:
+            delay = max(delay, self.host.cool_down_left(time.time(), self.settings.retry.retry_after_cap))
         if delay > 0:
-            time.sleep(delay)
+            cancellable_sleep(delay)
+
+    def _paced(self) -> None:
+        """The learned pace after a throttle, then the configured calls per second (shared by the host's
+        processes when it can be); after any cool-down, so a paused queue does not leave as a burst."""
+        wait = self.limit.reserve()
+        if wait > 0:
+            cancellable_sleep(wait)
+        rate = self.settings.max_calls_per_second
+        if rate <= 0:
+            return
+        if self.host is not None:
+            wait = self.host.reserve(rate, self.settings.retry.retry_after_cap)
+        else:
+            assert self._local_pace is not None
+            wait = self._local_pace.reserve()
+        if wait > 0:
+            cancellable_sleep(wait)
+
+    def _slot(self, call: ApiRequest) -> contextlib.AbstractContextManager[None]:
+        if self.host is None or self.host.size <= 0:
+            return contextlib.nullcontext()
+        return self.host.slot(self.settings.slot_wait_timeout, f"{self.settings.conn_id}: {call.label}")
 
     def _send(self, call: ApiRequest) -> Exchange:
         settings = self.settings
-        with self._slots:
-            self._wait_if_paused()
+        self._wait_if_paused()
+        self._paced()
+        with self._slot(call):
             try:
                 answer = exchange(
                     self.session,

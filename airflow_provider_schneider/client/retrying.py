@@ -159,6 +159,17 @@ def call_with_retries(
             reason,
         )
 
+    try:  # the common case, an answer at the first attempt, costs no retry machinery
+        return attempt()
+    except TransientFailure as failure:
+        first: list[TransientFailure] = [failure]
+
+    def replayed() -> T:
+        """Attempt 1 is the failure just seen (not sent again); the next ones are real."""
+        if first:
+            raise first.pop()
+        return attempt()
+
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(policy.max_attempts) | stop_when_wait_budget_spent(policy.max_total_wait),
         wait=wait_retry_after_or_backoff(policy),
@@ -168,7 +179,7 @@ def call_with_retries(
         reraise=True,
     )
     try:
-        return retrying(attempt)
+        return retrying(replayed)
     except TransientFailure as exhausted:
         attempts = int(retrying.statistics.get("attempt_number", 1))
         slept = float(retrying.statistics.get("idle_for", 0.0))

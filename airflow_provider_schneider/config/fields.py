@@ -35,6 +35,9 @@ MIB = 1024 * 1024
 #: Environment variables that stand in for an empty ``token_cluster_lease`` / ``token_cluster_settle``.
 TOKEN_CLUSTER_LEASE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_TOKEN_CLUSTER_LEASE"
 TOKEN_CLUSTER_SETTLE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_TOKEN_CLUSTER_SETTLE"
+#: A worker-wide override of ``client_max_in_flight`` (a gateway contract above Schneider's 10, say).
+CLIENT_MAX_IN_FLIGHT_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_CLIENT_MAX_IN_FLIGHT"
+ADAPTIVE_CONCURRENCY_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_ADAPTIVE_CONCURRENCY"
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,45 @@ FIELDS: tuple[ConnField, ...] = (
         4,
         1,
         MAX_CONCURRENCY_CAP,
+    ),
+    ConnField(
+        "client_max_in_flight",
+        "integer",
+        "Max calls in flight per client and host",
+        "Every process of a host that uses this client shares this many calls in flight (Schneider's FAQ allows "
+        "10; slot files in the host cache folder). 0 turns the host-wide cap off.",
+        MAX_CONCURRENCY_CAP,
+        0,
+        1000,
+        env=CLIENT_MAX_IN_FLIGHT_ENV,
+    ),
+    ConnField(
+        "slot_wait_timeout",
+        "number",
+        "Wait for a call slot (s)",
+        "How long a call waits for one of the host's slots before the task fails with a clear error.",
+        600.0,
+        1,
+        86400,
+    ),
+    ConnField(
+        "max_calls_per_second",
+        "number",
+        "Max calls per second per client and host",
+        "A pace shared by every process of a host (a token bucket), for a gateway whose rate is known. "
+        "0 = none (a throttle still slows the client down).",
+        0.0,
+        0,
+        10_000,
+    ),
+    ConnField(
+        "adaptive_concurrency",
+        "boolean",
+        "Adaptive concurrency",
+        "On a throttle (429, or a spike-arrest or quota fault in any status): halve the calls in flight and "
+        "pace the calls, then grow back after successes.",
+        True,
+        env=ADAPTIVE_CONCURRENCY_ENV,
     ),
     ConnField("page_size", "integer", "Page size", "Records per page (Order Status max 100).", 100, 1, 10_000),
     ConnField(

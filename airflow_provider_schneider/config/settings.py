@@ -69,6 +69,12 @@ class SchneiderSettings:
     max_pages: int = default("max_pages")
     verify: bool | str = default("verify_ssl")
     max_concurrency: int = default("max_concurrency")
+    #: Calls in flight per client shared by every process of the host (0: no host-wide cap).
+    client_max_in_flight: int = default("client_max_in_flight")
+    slot_wait_timeout: float = default("slot_wait_timeout")
+    #: A host-wide pace in calls per second (0: none).
+    max_calls_per_second: float = default("max_calls_per_second")
+    adaptive_concurrency: bool = default("adaptive_concurrency")
     page_size: int = default("page_size")
     token_cache: tuple[str, ...] = DEFAULT_TOKEN_CACHE
     token_cache_dir: str | None = None
@@ -357,6 +363,10 @@ def settings_from_connection(conn: Any, *, overrides: Mapping[str, Any] | None =
         max_pages=reader.get("max_pages"),
         verify=_verify(reader),
         max_concurrency=reader.get("max_concurrency"),
+        client_max_in_flight=reader.get("client_max_in_flight"),
+        slot_wait_timeout=reader.get("slot_wait_timeout"),
+        max_calls_per_second=reader.get("max_calls_per_second"),
+        adaptive_concurrency=reader.get("adaptive_concurrency"),
         page_size=reader.get("page_size"),
         token_cache=_token_cache(reader),
         token_cache_dir=reader.get("token_cache_dir") or os.environ.get(TOKEN_CACHE_DIR_ENV) or None,

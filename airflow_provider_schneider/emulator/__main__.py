@@ -88,6 +88,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--products", type=int, default=defaults.products, help="catalogue size")
     p.add_argument("--latency-ms", type=float, default=defaults.latency_ms, help="added to every API call")
     p.add_argument("--token-latency-ms", type=float, default=defaults.token_latency_ms)
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=defaults.rate_limit,
+        help="spike arrest: more API calls than this in any second are refused (Apigee's fault, as a 500)",
+    )
     p.add_argument("--client-id", default=defaults.client_id)
     p.add_argument("--client-secret", default=defaults.client_secret)
     p.add_argument("--api-key", default=defaults.api_key)
@@ -113,6 +119,7 @@ def config_from_args(ns: argparse.Namespace) -> EmulatorConfig:
         products=ns.products,
         latency_ms=ns.latency_ms,
         token_latency_ms=ns.token_latency_ms,
+        rate_limit=ns.rate,
         client_id=ns.client_id,
         client_secret=ns.client_secret,
         api_key=ns.api_key,

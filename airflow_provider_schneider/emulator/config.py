@@ -25,6 +25,7 @@ KNOBS = (
     "token_lifetime",
     "latency_ms",
     "token_latency_ms",
+    "rate_limit",
     "orders_per_country",
     "products",
     "seed",
@@ -56,6 +57,8 @@ class EmulatorConfig:
     products: int = 500
     latency_ms: float = 0.0
     token_latency_ms: float = 0.0
+    #: A spike arrest: more than this many API calls in any second are refused (0: none; :mod:`.spike`).
+    rate_limit: float = 0.0
     client_id: str = "demo-client"
     client_secret: str = "demo-secret"
     api_key: str = "demo-api-key"
@@ -117,7 +120,7 @@ def _is_int(value: object) -> bool:
 def _problems(cfg: EmulatorConfig) -> list[str]:
     """List every invalid field at once, so a bad ``configure`` call is fixed in one round."""
     out: list[str] = []
-    for name in ("token_lifetime", "latency_ms", "token_latency_ms"):
+    for name in ("token_lifetime", "latency_ms", "token_latency_ms", "rate_limit"):
         value = getattr(cfg, name)
         if not _is_number(value) or value < 0:
             out.append(f"{name} must be a number >= 0")

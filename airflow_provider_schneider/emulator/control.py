@@ -39,7 +39,7 @@ def stats(state: EmulatorState, req: Request) -> Response:
     deadline = time.monotonic() + SETTLE_SECONDS
     while state.stats.snapshot()["in_flight"] > 0 and time.monotonic() < deadline:
         time.sleep(0.005)
-    return Response(200, state.stats.snapshot())
+    return Response(200, {**state.stats.snapshot(), "spike_arrests": state.spike_arrest.refused})
 
 
 def reset(state: EmulatorState, req: Request) -> Response:
@@ -49,6 +49,7 @@ def reset(state: EmulatorState, req: Request) -> Response:
 
 def reset_counters(state: EmulatorState, req: Request) -> Response:
     state.stats.reset()
+    state.spike_arrest.refused = 0  # the count, not the window: the gateway still remembers the last second
     return Response(200, {"ok": True})
 
 

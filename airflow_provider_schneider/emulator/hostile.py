@@ -83,6 +83,13 @@ def nested_body(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
 
 
+def shift_total_pages(response: Response, delta: int) -> None:
+    """A ``change_total_pages`` fault: the page count of this answer moves by ``delta``."""
+    if isinstance(response.body, dict) and isinstance(response.body.get("pagination"), dict):
+        pagination = response.body["pagination"]
+        pagination["totalNumberOfPages"] = pagination.get("totalNumberOfPages", 0) + delta
+
+
 def lie_about_pages(response: Response, req: Request) -> None:
     """A paginated answer that claims a billion pages and holds no records."""
     body = response.body

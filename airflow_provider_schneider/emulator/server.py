@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import auth, faults, hostile
+from . import auth, faults, hostile, spike
 from .config import EmulatorConfig
 from .control import PREFIX as CONTROL_PREFIX
 from .control import build_control_router
@@ -188,6 +188,10 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             cfg = state.config
+            if channel == "api" and not state.spike_arrest.admits(cfg.rate_limit):  # refused before the backend
+                count(str(spike.STATUS))
+                self._send(Response(spike.STATUS, spike.refusal_body(cfg.rate_limit)))
+                return
             latency = cfg.latency_ms if channel == "api" else cfg.token_latency_ms
             if latency > 0:
                 time.sleep(latency / 1000)
@@ -232,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             response = self._guarded(lambda: self._handle(req, channel))
             if rule is not None and rule.kind == "change_total_pages":
-                _shift_total_pages(response, rule.delta)
+                hostile.shift_total_pages(response, rule.delta)
             elif rule is not None and rule.kind == "lie_pages":
                 hostile.lie_about_pages(response, req)
         outcome = "truncate" if kind == "truncate" else str(response.status)
@@ -320,12 +324,6 @@ def _fault_response(rule: faults.FaultRule, channel: str, profile: str) -> Respo
         return Response(rule.status or 200, faults.INVALID_JSON)
     headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else {}
     return Response(rule.status or 500, faults.status_body(rule, channel, profile), headers)
-
-
-def _shift_total_pages(response: Response, delta: int) -> None:
-    if isinstance(response.body, dict) and isinstance(response.body.get("pagination"), dict):
-        pagination = response.body["pagination"]
-        pagination["totalNumberOfPages"] = pagination.get("totalNumberOfPages", 0) + delta
 
 
 class EmulatorServer:

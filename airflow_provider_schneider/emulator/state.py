@@ -18,6 +18,7 @@ from typing import Any
 
 from .config import EmulatorConfig
 from .faults import FaultRegistry
+from .spike import SpikeArrest
 
 #: Most recent requests kept for ``GET /_emulator/requests`` (older ones drop off).
 REQUEST_LOG_SIZE = 10_000
@@ -273,6 +274,7 @@ class EmulatorState:
         self.clock = EmulatorClock()
         self.tokens = TokenStore(self.clock)
         self.faults = FaultRegistry()
+        self.spike_arrest = SpikeArrest()
         self.overrides = OrderOverrides(self.clock)
         self.submissions = Submissions(self.clock)
         #: Bumped by ``reset``. A connection accepted before a reset belongs to an earlier test or run: its
@@ -297,5 +299,6 @@ class EmulatorState:
         self.clock.reset()
         self.tokens.clear()
         self.faults.clear()
+        self.spike_arrest.reset()
         self.overrides.clear()
         self.submissions.clear()

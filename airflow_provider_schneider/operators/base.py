@@ -22,6 +22,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_schneider.config.settings import DEFAULT_CONN_ID
 from airflow_provider_schneider.exceptions import SchneiderResponseError
+from airflow_provider_schneider.operators.pool import warn_without_pool, with_default_pool
 from airflow_provider_schneider.pulls.arguments import max_age_seconds
 from airflow_provider_schneider.pulls.naming import interval_key, map_index_of, task_key, try_number_of
 from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullResult, PullStats
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from airflow_provider_schneider.client.pagination import HeldPages, Page
     from airflow_provider_schneider.hooks.schneider import SchneiderHook
     from airflow_provider_schneider.outputs.writer import OutputSpec
+    from airflow_provider_schneider.pulls.arguments import ItemErrorPolicy
     from airflow_provider_schneider.pulls.resume import ResumablePull
 
 __all__ = ["SchneiderBaseOperator"]
@@ -79,7 +81,10 @@ class SchneiderBaseOperator(BaseOperator):
     :param return_records: return the records themselves through XCom instead of writing a file, for small
         results only: more than ``max_xcom_records`` records or ``max_xcom_bytes`` of JSON fails the task
         with a clear error (XCom lives in the metadata database).
-    :param max_concurrency: parallel calls for this task (capped by Schneider's limit of 10).
+    :param max_concurrency: parallel calls for this task (capped by Schneider's limit of 10; every process of
+        a host that uses the same client shares ``client_max_in_flight`` calls, 10 by default).
+    :param pool: Airflow's own argument. Default: the pool ``[schneider] pool`` names, if any (the cap across
+        hosts; see :mod:`airflow_provider_schneider.operators.pool`).
     :param retry_max_attempts: per-task override of the connection's retry attempts.
     :param retry_max_total_wait: per-task override of the connection's total retry wait (seconds).
     :param outlets: Airflow's own argument. Default: one Schneider asset for the resource and scope pulled
@@ -113,7 +118,7 @@ class SchneiderBaseOperator(BaseOperator):
         **kwargs: Any,
     ):
         given = {**(kwargs.get("default_args") or {}), **kwargs}
-        super().__init__(**kwargs)
+        super().__init__(**with_default_pool(kwargs))
         # An explicit ``outlets``/``inlets`` (also ``[]``, also from default_args) wins over our defaults.
         self._outlets_given = "outlets" in given
         self._inlets_given = "inlets" in given
@@ -172,6 +177,10 @@ class SchneiderBaseOperator(BaseOperator):
     def fetch(self, hook: SchneiderHook, call: Call) -> Any:
         return hook.request(call.method, call.path, params=call.query, json=call.json_body, retry=call.retry)
 
+    def item_policy(self) -> ItemErrorPolicy | None:
+        """What a fan-out's failed item does (``None``: it fails the pull)."""
+        return None
+
     def new_stats(self) -> PullStats:
         """What a run of this operator counts (fan-outs and the catalog count more)."""
         return PullStats()
@@ -185,7 +194,8 @@ class SchneiderBaseOperator(BaseOperator):
         def records_of(call: Call, body: Any, counted: PullStats) -> list[Any]:
             return self.records_of_response(plan, call, body, counted)
 
-        yield from run_plan(plan, stats, _HookSource(self, hook), records_of, log=self.log, resume=resume)
+        source = _HookSource(self, hook)
+        yield from run_plan(plan, stats, source, records_of, log=self.log, resume=resume, policy=self.item_policy())
 
     # -- assets ---------------------------------------------------------------------------------------------
 
@@ -222,7 +232,7 @@ class SchneiderBaseOperator(BaseOperator):
             if extra_inlets:
                 inlets = list(kwargs.get("inlets", defaults.get("inlets")) or [])
                 kwargs["inlets"] = inlets + [i for i in extra_inlets if i not in inlets]
-        return super().partial(**kwargs)
+        return super().partial(**with_default_pool(kwargs))
 
     def asset_event_extra(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         from airflow_provider_schneider.assets import event_extra
@@ -287,6 +297,7 @@ class SchneiderBaseOperator(BaseOperator):
         from airflow_provider_schneider import metrics
 
         self.last_pull = None
+        warn_without_pool(self)
         hook = self.get_hook()
         try:
             plan = self.prepare(context, hook)
@@ -330,8 +341,8 @@ class SchneiderBaseOperator(BaseOperator):
 
     def _write(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, context: Context) -> dict[str, Any]:
         from airflow_provider_schneider.outputs.writer import RecordWriter
-        from airflow_provider_schneider.pulls.resume import resumable_pull, retry_follows
         from airflow_provider_schneider.pulls.runner import write_pull
+        from airflow_provider_schneider.pulls.tries import resumable_pull, retry_follows
 
         spec = self.output_spec(context, plan)
         if spec.output_format == "parquet":
@@ -353,6 +364,12 @@ class SchneiderBaseOperator(BaseOperator):
             resume,
             lambda error: retry_follows(context, error),
         )
+        if self.item_policy() is not None:
+            from airflow_provider_schneider.outputs.sidecar import write_failed_items
+
+            sidecar = write_failed_items(writer.target, stats.failed, writer.tag)
+            if sidecar:
+                output["failed_items_uri"] = sidecar
         stats.finish()
         if resume is not None and resume.adopted:
             stats.snapshot_at = resume.staged_since  # the adopted pages describe the failed try's moment

@@ -13,7 +13,7 @@ from airflow_provider_schneider.exceptions import (
     SchneiderConfigError,
 )
 from airflow_provider_schneider.operators.base import SchneiderBaseOperator
-from airflow_provider_schneider.pulls.arguments import MAX_LISTED, as_items, chunks
+from airflow_provider_schneider.pulls.arguments import MAX_LISTED, ItemErrorPolicy, as_items, chunks
 from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullStats, frozen
 from airflow_provider_schneider.resources import PathSubstitution, get_resource
 
@@ -49,6 +49,15 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
     :param path_substitutions: how ``/`` and ``\\`` in a reference are replaced before it becomes a path
         segment (templated): a rule name (``"percent"`` default, ``"tilde"``, ``"underscore"``), a mapping
         ``{"/": "~2F"}`` or a callable. Whatever the rule, they are never sent raw.
+    :param on_item_error: ``"fail"`` (default): an item whose call fails (after its retries) fails the task;
+        ``"collect"``: the pull goes on, the failed items (reference, status, error code) are listed in the
+        manifest and in ``_<output name>.failed.json`` beside the output, and the task fails once more items
+        failed than ``max_failed_items`` / ``max_failed_ratio`` allow (never all of them).
+    :param max_failed_items: with ``"collect"``: the most failed items tolerated.
+    :param max_failed_ratio: with ``"collect"``: the largest share of failed items tolerated (0 to 1).
+
+    With retries, a retry fetches only the items the failed try did not answer (and those that failed):
+    answers are staged beside the output like a paged pull's pages (``resumable``).
     """
 
     resource_name: str = ""
@@ -67,11 +76,18 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
         query: Mapping[str, Any] | None = None,
         on_not_found: str = "skip",
         path_substitutions: PathSubstitution = None,
+        on_item_error: str = "fail",
+        max_failed_items: int | None = None,
+        max_failed_ratio: float | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         if on_not_found not in ("skip", "fail"):
             raise SchneiderConfigError(f"{self.task_id}: on_not_found must be 'skip' or 'fail'")
+        self._item_policy = ItemErrorPolicy.checked(self.task_id, on_item_error, max_failed_items, max_failed_ratio)
+        self.on_item_error = on_item_error
+        self.max_failed_items = max_failed_items
+        self.max_failed_ratio = max_failed_ratio
         self.product_references = product_references
         self.query = dict(query or {})
         self.on_not_found = on_not_found
@@ -89,6 +105,9 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
         from airflow_provider_schneider.assets import connection_asset
 
         return connection_asset(self.resource_name, self.schneider_conn_id)
+
+    def item_policy(self) -> ItemErrorPolicy:
+        return self._item_policy
 
     def new_stats(self) -> FanOutStats:
         return FanOutStats()
@@ -136,6 +155,11 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
             "calls": stats.pages,  # one response per product (or per bulk chunk)
             "not_found": _counted(stats).not_found[:MAX_LISTED],
             "not_found_count": len(_counted(stats).not_found),
+            **(
+                {"failed_items": stats.failed[:MAX_LISTED], "failed_count": len(stats.failed)}
+                if self._item_policy.collect
+                else {}
+            ),
         }
 
 

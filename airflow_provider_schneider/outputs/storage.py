@@ -33,7 +33,8 @@ from airflow_provider_schneider.outputs.location import shown_uri
 log = logging.getLogger(__name__)
 
 PARTIAL_SUFFIX = ".partial"
-#: Staged chunks of a resumable pull: ``.<target name>.resume-<task>-<first>-<last>-<nonce>.jsonl.gz``.
+#: Staged chunks of a resumable pull: ``.<target name>.resume-<task>-<first>-<last>-<nonce>.jsonl`` (``.jsonl.gz``
+#: before format 3: still recognised, so a stale one is cleaned up).
 RESUME_INFIX = ".resume-"
 #: A temporary nobody has modified for this long belongs to a writer that is gone (seconds; 24 h).
 STALE_AFTER = 24 * 3600.0
@@ -48,7 +49,7 @@ _TAG = re.compile(r"\." + TAG_PATTERN.pattern + "$")
 _SIBLING = re.compile(
     r"(?:replaced\.)?"
     + TAG_PATTERN.pattern
-    + r"|resume-[0-9a-f]{12}-.+\.jsonl\.gz|commit-journal\.json(?:\.tmp)?|commit-lock"
+    + r"|resume-[0-9a-f]{12}-.+\.jsonl(?:\.gz)?|commit-journal\.json(?:\.tmp)?|commit-lock"
 )
 #: Fsspec implementations Airflow's providers bring, per scheme: what to install when one is missing.
 _FILESYSTEM_PACKAGES = {
@@ -248,7 +249,7 @@ def stale_temporaries(target: Any, own: WriterTag | None = None) -> Iterator[Any
                 continue
             if is_provably_stale(candidate, own=own):
                 yield candidate
-        elif RESUME_INFIX in name and name.endswith(".jsonl.gz") and is_provably_stale(candidate):
+        elif RESUME_INFIX in name and name.endswith((".jsonl", ".jsonl.gz")) and is_provably_stale(candidate):
             yield candidate  # no writer tag in a chunk's name: the age rule decides
 
 

@@ -4,7 +4,9 @@ chunks from XCom) and dates (``2026-11-04``, ``{{ data_interval_start }}``, a da
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError
@@ -13,6 +15,8 @@ T = TypeVar("T")
 
 #: References listed in a manifest (not found, business errors); the counts beside them are complete.
 MAX_LISTED = 100
+#: What a fan-out's failed item does (:class:`ItemErrorPolicy`).
+ITEM_ERROR_MODES = ("fail", "collect")
 
 
 def chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
@@ -70,3 +74,45 @@ def max_age_seconds(value: Any, task_id: str) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
         raise SchneiderConfigError(f"{task_id}: resume_max_age must be seconds >= 0 or a timedelta, got {value!r}")
     return float(seconds)
+
+
+@dataclass(frozen=True)
+class ItemErrorPolicy:
+    """What a failed item does: fail the pull (default), or be collected up to a bound."""
+
+    collect: bool = False
+    max_items: int | None = None
+    max_ratio: float | None = None
+
+    @classmethod
+    def checked(cls, task_id: str, mode: str, max_items: Any, max_ratio: Any) -> ItemErrorPolicy:
+        """The policy of these (rendered) arguments; a clear error for anything else."""
+        if mode not in ITEM_ERROR_MODES:
+            raise SchneiderConfigError(f"{task_id}: on_item_error must be one of {ITEM_ERROR_MODES}, got {mode!r}")
+        if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 0):
+            raise SchneiderConfigError(f"{task_id}: max_failed_items must be an integer >= 0, got {max_items!r}")
+        if max_ratio is not None and (
+            isinstance(max_ratio, bool)
+            or not isinstance(max_ratio, (int, float))
+            or not 0 <= max_ratio <= 1
+            or math.isnan(max_ratio)
+        ):
+            raise SchneiderConfigError(f"{task_id}: max_failed_ratio must be a number in [0, 1], got {max_ratio!r}")
+        if mode == "fail" and (max_items is not None or max_ratio is not None):
+            raise SchneiderConfigError(
+                f"{task_id}: max_failed_items / max_failed_ratio need on_item_error='collect' (with 'fail' the first "
+                "failed item fails the task)"
+            )
+        return cls(mode == "collect", max_items, None if max_ratio is None else float(max_ratio))
+
+    def most_failures(self, calls: int) -> int:
+        """Failed items tolerated among ``calls``: every bound given, and never all of them (an output made of
+        nothing but failures is no success)."""
+        if not self.collect:
+            return 0
+        bounds = [calls - 1]
+        if self.max_items is not None:
+            bounds.append(self.max_items)
+        if self.max_ratio is not None:
+            bounds.append(math.floor(self.max_ratio * calls + 1e-9))
+        return max(0, min(bounds))

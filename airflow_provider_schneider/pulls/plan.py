@@ -90,6 +90,8 @@ class PullStats:
     #: pull adopts pages an earlier try fetched).
     snapshot_at: float | None = None
     elapsed: float = 0.0
+    #: Items of a fan-out whose call failed, collected under ``on_item_error="collect"``.
+    failed: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.started = self.clock()

@@ -1,11 +1,12 @@
 """Resume a paged pull where a failed try stopped: pages staged beside the target, a checkpoint per task.
 
 While a paginated pull runs, its pages also go, in order, into staged chunks next to the target
-(:mod:`airflow_provider_schneider.outputs.staging`). Each time a chunk is complete (every 5 % of the pages,
-or after a minute and 1 %), the task instance's checkpoint in Airflow's task state store (Airflow >= 3.3)
-is replaced by one that lists every chunk so far: a few API-server round trips per pull, never one per
-page. Every chunk in a checkpoint is sealed with a key derived from the connection's secret, so a checkpoint
-edited through the task-state API cannot make a retry adopt a chunk the pull did not stage.
+(:mod:`airflow_provider_schneider.outputs.staging`). Each time a chunk is complete (every 5 % of the pages
+but at most four times a second, at 7.5 % in any case, or after a minute and 1 %), the task instance's
+checkpoint in Airflow's task state store (Airflow >= 3.3) is replaced by one that lists every chunk so far:
+a few API-server round trips per pull, never one per page. Every chunk in a checkpoint is sealed with a key
+derived from the connection's secret, so a checkpoint edited through the task-state API cannot make a retry
+adopt a chunk the pull did not stage.
 
 A retry of the same task instance reads page 1 again (it carries the totals). It adopts the staged pages
 only when the totals, the plan, the target and the run of tries (a retry, not a later clear) are those of
@@ -31,7 +32,7 @@ import hmac
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -45,19 +46,21 @@ from airflow_provider_schneider.outputs.staging import (
     read_chunk,
     remove_all_chunks,
 )
-from airflow_provider_schneider.pulls.arguments import max_age_seconds
 from airflow_provider_schneider.pulls.checkpoint import (
     CHECKPOINT_KEY,
     CLOCK_SKEW,
     Checkpoint,
     seal,
     seal_header,
-    seal_key,
 )
-from airflow_provider_schneider.pulls.naming import task_key, try_number_of
 
-#: A chunk is complete at each 1/CHUNK_STEPS of the pages ...
+#: A chunk is complete at each 1/CHUNK_STEPS of the pages once it is CHECKPOINT_EVERY seconds old, at 1.5 times
+#: that share whatever its age (a checkpoint is a task-state API round trip and a chunk a file: a fast pull must
+#: not pay twenty of each, and a retry never repeats more than 7.5 % of the pull) ...
 CHUNK_STEPS = 20
+CHECKPOINT_EVERY = 0.25
+#: ... where an environment can set that interval (tests of the resume mechanics set 0).
+CHECKPOINT_EVERY_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_CHECKPOINT_EVERY"
 #: ... or after this many seconds, once it holds at least 1 % of the pages (at most ~100 chunks a pull).
 CHUNK_SECONDS = 60.0
 #: A checkpoint older than this is not resumed (the data behind it may have moved on): 12 hours by default,
@@ -78,54 +81,6 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def generation_of(context: Mapping[str, Any], retries: int) -> int:
-    """Tries of one run of retries share ``max_tries - retries`` (Airflow raises ``max_tries`` on a clear)."""
-    max_tries = getattr(context.get("ti"), "max_tries", None)
-    return int(max_tries) - retries if isinstance(max_tries, int) else -1
-
-
-def resumable_pull(
-    operator: Any, context: Mapping[str, Any], plan: Any, target: Any, secret: str | None
-) -> ResumablePull | None:
-    """The resume machinery for this ``execute``, or ``None``: not paginated, ``resumable=False``, no retries
-    with ``resumable=None``, no secret to seal chunks with, or no task state store (Airflow < 3.3, said once
-    in the log)."""
-    retries = int(getattr(operator, "retries", 0) or 0)
-    if not plan.paginate or operator.resumable is False or (operator.resumable is None and retries <= 0):
-        return None
-    store = context.get("task_state_store")
-    if store is None:
-        operator.log.info(
-            "Resume on retry needs Airflow >= 3.3 (the task state store): a retry of this pull starts from page 1"
-        )
-        return None
-    if not secret:
-        return None
-    query = sorted((str(k), v) for k, v in plan.query.items())
-    print_ = fingerprint(operator.schneider_conn_id, plan.path, query, plan.page_size, plan.records_field, str(target))
-    owner = ChunkOwner(print_, task_key(context), generation_of(context, retries))
-    max_age = max_age_seconds(getattr(operator, "resume_max_age", RESUME_MAX_AGE), operator.task_id)
-    return ResumablePull(
-        store, target, owner, seal_key(secret), operator.log, max_age=max_age, try_number=try_number_of(context)
-    )
-
-
-def retry_follows(context: Mapping[str, Any], error: BaseException) -> bool:
-    """Whether Airflow will run this task instance again after ``error`` (then the staged pages stay)."""
-    from airflow_provider_schneider.exceptions import AirflowFailException
-
-    terminal: tuple[type[BaseException], ...] = (AirflowFailException,)
-    with contextlib.suppress(ImportError):
-        from airflow.sdk.exceptions import AirflowTaskTerminated
-
-        terminal += (AirflowTaskTerminated,)  # marked failed or cleared by a user: no retry of this try
-    if isinstance(error, terminal):
-        return False
-    ti = context.get("ti")
-    try_number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
-    return isinstance(try_number, int) and isinstance(max_tries, int) and try_number <= max_tries
-
-
 class ResumablePull:
     """The staging and checkpoint of one paginated pull into ``target`` (an ``ObjectStoragePath``)."""
 
@@ -141,12 +96,14 @@ class ResumablePull:
         try_number: int = 0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        checkpoint_every: float = CHECKPOINT_EVERY,
     ):
         from airflow_provider_schneider.outputs.storage import TaskTry, WriterTag
 
         self.store, self.target, self.folder = store, target, target.parent
         self.owner, self._key = owner, key
         self.log, self.clock, self.wall_clock, self.max_age = log, clock, wall_clock, max_age
+        self.checkpoint_every = checkpoint_every
         self.tag = WriterTag.new(TaskTry(owner.task, try_number))
         self.started_at = wall_clock()
         #: When the pages this try adopted were fetched (the failed try's start), once adopted.
@@ -307,7 +264,11 @@ class ResumablePull:
         held = self._open.last - self._open.first + 1
         step = max(1, math.ceil(total / CHUNK_STEPS))
         minimum = max(1, math.ceil(total / 100))
-        if page.number < total and (held >= step or (held >= minimum and self._open.age() >= CHUNK_SECONDS)):
+        age = self._open.age()
+        if page.number < total and (
+            (held >= step and (age >= self.checkpoint_every or 2 * held >= 3 * step))
+            or (held >= minimum and age >= CHUNK_SECONDS)
+        ):
             chunk = self._open.commit()
             self._open = None
             self._save(self.checkpoint.with_chunk(replace(chunk, seal=seal(self._key, self.owner, chunk))))

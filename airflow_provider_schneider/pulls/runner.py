@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_provider_schneider.pulls.arguments import ItemErrorPolicy
 from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullStats
 from airflow_provider_schneider.pulls.report import ProgressLog
 
@@ -45,10 +46,11 @@ def run_plan(
     *,
     log: Any,
     resume: ResumablePull | None = None,
+    policy: ItemErrorPolicy | None = None,
 ) -> Iterator[Any]:
     """Yield ``plan``'s records in a stable order (page order; a fan-out's calls in input order), count every
-    response into ``stats`` and log progress as they arrive. ``resume`` (paginated plans) stages pages for a
-    retry and skips the pages an earlier try staged."""
+    response into ``stats`` and log progress as they arrive. ``resume`` stages pages (answers, for a fan-out)
+    for a retry and skips those an earlier try staged; ``policy`` says what a fan-out's failed item does."""
     progress = ProgressLog(log, plan.unit)
     if plan.paginate:
         from airflow_provider_schneider.pulls.resume import PageBatch
@@ -63,17 +65,20 @@ def run_plan(
             stats.add_page(count, batch.total_pages, pages=batch.pages)
             progress.update(stats)
         return
-    from airflow_provider_schneider.client.concurrency import ordered_map
+    from airflow_provider_schneider.pulls.fanout import FanOutResume, run_calls
 
-    def call(item: Call) -> tuple[Call, Any]:
-        return item, source.fetch(item)
-
-    concurrency = max(1, min(source.max_concurrency, len(plan.calls)))
-    for done, body in ordered_map(call, plan.calls, concurrency=concurrency):
-        records = records_of(done, body, stats)
-        stats.add_page(len(records), plan.total)
-        progress.update(stats)
-        yield from records
+    assert resume is None or isinstance(resume, FanOutResume), resume
+    yield from run_calls(
+        plan,
+        stats,
+        source.fetch,
+        records_of,
+        concurrency=source.max_concurrency,
+        progress=progress,
+        log=log,
+        policy=policy or ItemErrorPolicy(),
+        resume=resume,
+    )
 
 
 def write_pull(

@@ -32,11 +32,11 @@ from pathlib import Path
 
 from airflow_provider_schneider import metrics
 from airflow_provider_schneider.config.settings import SchneiderSettings
-from airflow_provider_schneider.process import STATE, SYSTEM_CLOCK, Clock
+from airflow_provider_schneider.process import STATE, SYSTEM_CLOCK, Clock, default_cache_dir
 from airflow_provider_schneider.tokens.lease import MAX_WAIT as LEASE_MAX_WAIT
 from airflow_provider_schneider.tokens.lease import Budget, ClusterLease
 from airflow_provider_schneider.tokens.sealing import CacheKey, TokenCipher
-from airflow_provider_schneider.tokens.tiers import CacheTier, FileTier, MemoryTier, VariableTier, default_cache_dir
+from airflow_provider_schneider.tokens.tiers import CacheTier, FileTier, MemoryTier, VariableTier
 from airflow_provider_schneider.tokens.token import Token, same_token, token_id
 
 log = logging.getLogger(__name__)

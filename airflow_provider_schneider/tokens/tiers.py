@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from airflow_provider_schneider.process import STATE, SYSTEM_CLOCK, Clock, flock_within
+from airflow_provider_schneider.process import STATE, SYSTEM_CLOCK, Clock, flock_within, private_directory
 from airflow_provider_schneider.tokens.sealing import MAX_ENTRY_BYTES, CacheKey, TokenCipher
 from airflow_provider_schneider.tokens.token import Token, same_token
 
@@ -72,31 +72,6 @@ class MemoryTier:
                 del STATE.tokens[self._slot]
 
 
-def _check_private_directory(directory: Path) -> None:
-    """Refuse a cache directory someone else could redirect: the directory itself must not be a symlink and
-    must be ours; inside a world-writable folder (``/tmp``) no component may be a symlink or another user's."""
-    path = Path(os.path.abspath(directory))
-    leaf = os.lstat(path)
-    if stat.S_ISLNK(leaf.st_mode):
-        raise PermissionError(f"{path} is a symlink; point token_cache_dir at a real directory")
-    if leaf.st_uid != os.geteuid():
-        raise PermissionError(f"{path} belongs to another user (uid {leaf.st_uid})")
-    for component in [path, *path.parents][:-1]:
-        parent_mode = os.stat(component.parent).st_mode
-        if not parent_mode & stat.S_IWOTH:
-            continue
-        info = os.lstat(component)
-        if stat.S_ISLNK(info.st_mode):
-            raise PermissionError(f"{component} is a symlink inside world-writable {component.parent}")
-        if info.st_uid not in (os.geteuid(), 0):
-            raise PermissionError(f"{component} inside world-writable {component.parent} belongs to uid {info.st_uid}")
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "airflow-provider-schneider" / "tokens"
-
-
 class FileTier:
     """One encrypted file per credential on this host (0600, in a 0700 directory), replaced atomically.
 
@@ -122,13 +97,7 @@ class FileTier:
     def create(cls, directory: Path, key: CacheKey, cipher: TokenCipher) -> FileTier | None:
         """The tier, or ``None`` (with a warning) when the directory cannot be made private and writable."""
         try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _check_private_directory(directory)
-            info = os.stat(directory)
-            if stat.S_IMODE(info.st_mode) & 0o077:
-                os.chmod(directory, 0o700)
-            if not os.access(directory, os.W_OK | os.X_OK):
-                raise PermissionError(f"{directory} is not writable")
+            private_directory(directory)
         except OSError as exc:
             log.warning("Schneider token file cache disabled: %s", exc)
             return None

@@ -44,6 +44,7 @@ def build_environment(opts: Options, home: Path, api_port: int, emulator_url: st
             "token_leeway": opts.token_leeway,
             "token_refresh_spread": opts.token_refresh_spread,
             "token_cache": opts.token_cache,
+            **({} if opts.client_max_in_flight is None else {"client_max_in_flight": opts.client_max_in_flight}),
         },
     }
     env.update(

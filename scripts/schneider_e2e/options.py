@@ -62,6 +62,8 @@ class Options:
     token_cache: str
     timeout: float
     rerun: bool
+    #: The connection's ``client_max_in_flight`` (``None``: the provider's default, 10).
+    client_max_in_flight: int | None = None
 
     @property
     def effective_leeway(self) -> float:
@@ -98,6 +100,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     p.add_argument("--hosts", type=int, default=1, help="split executor workers over N hosts (separate file caches)")
     p.add_argument("--token-cache", default="memory,file,variable", help="connection token_cache tiers")
     p.add_argument("--no-rerun", dest="rerun", action="store_false", help="skip the clear-and-rerun phase")
+    p.add_argument(
+        "--client-max-in-flight", type=int, default=None, help="connection client_max_in_flight (0: no host cap)"
+    )
     p.add_argument("--timeout", type=float, default=600.0, help="overall timeout, seconds")
     p.add_argument("--workdir", type=Path, default=None, help="work directory (default: a new temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (always kept on failure)")
@@ -129,5 +134,6 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
         token_cache=a.token_cache,
         timeout=a.timeout,
         rerun=a.rerun,
+        client_max_in_flight=a.client_max_in_flight,
     )
     return opts, a.keep

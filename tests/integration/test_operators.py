@@ -94,6 +94,7 @@ print(json.dumps({"added": added, "all": sorted(sys.modules)}))
         "airflow_provider_schneider.operators.orders",
         "airflow_provider_schneider.operators.products",
         "airflow_provider_schneider.operators.catalog",
+        "airflow_provider_schneider.operators.pool",  # stdlib + Airflow's conf: the deployment's pool
         "airflow_provider_schneider.config",
         "airflow_provider_schneider.pulls",
         "airflow_provider_schneider.pulls.plan",

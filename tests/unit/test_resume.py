@@ -17,7 +17,8 @@ from airflow_provider_schneider.client.pagination import PageCounters, iter_page
 from airflow_provider_schneider.exceptions import SchneiderError
 from airflow_provider_schneider.outputs.staging import ChunkOwner
 from airflow_provider_schneider.outputs.storage import to_storage_path
-from airflow_provider_schneider.pulls.resume import CHECKPOINT_KEY, CLOCK_SKEW, ResumablePull, seal_key
+from airflow_provider_schneider.pulls.checkpoint import CHECKPOINT_KEY, CLOCK_SKEW, seal_key
+from airflow_provider_schneider.pulls.resume import ResumablePull
 from tests.support.fakes import DictStore, FakeClock, LineLog
 
 TASK = "abcdef012345"
@@ -67,6 +68,7 @@ class Tries:
         self.log = LineLog()
 
     def pull(self, *, owner: ChunkOwner = OWNER, key: bytes = KEY, max_age: float = 3600, wall: float = NOW, **kw):
+        kw.setdefault("checkpoint_every", 0)  # the mechanics at every 5 %, however fast the fake pages come
         return ResumablePull(
             self.store, self.target, owner, key, self.log, max_age=max_age, wall_clock=lambda: wall, **kw
         )
@@ -90,8 +92,8 @@ class Tries:
         return pull
 
     def chunks(self) -> list[str]:
-        """Committed chunks (not the temporary of an open one)."""
-        return sorted(p.name for p in self.folder.iterdir() if ".resume-" in p.name and p.name.endswith(".jsonl.gz"))
+        """Chunk files (a try's open chunk too, until the try closes)."""
+        return sorted(p.name for p in self.folder.iterdir() if ".resume-" in p.name and p.name.endswith(".jsonl"))
 
     def hidden(self) -> list[str]:
         return sorted(p.name for p in self.folder.iterdir() if p.name.startswith("."))
@@ -128,6 +130,39 @@ def test_a_failed_try_stages_chunks_and_saves_a_checkpoint_per_chunk(tries):
     assert [name for name in tries.hidden() if name.endswith(".partial")] == []  # no open chunk left behind
 
 
+@pytest.mark.parametrize(("seconds_per_page", "chunks"), [(0.0, [(1, 3), (4, 6), (7, 9)]), (0.3, [(1, 2), (3, 4)])])
+def test_a_fast_pull_checkpoints_at_most_four_times_a_second_and_never_loses_more_than_7_5_percent(
+    tries, seconds_per_page, chunks
+):
+    """40 pages, 5 % = 2 pages: a chunk waits for CHECKPOINT_EVERY (0.25 s) unless it holds 7.5 % (3 pages)."""
+    clock = FakeClock(0.0)
+
+    class Slow(Orders):
+        def __call__(self, number: int) -> dict[str, Any]:
+            clock.sleep(seconds_per_page)
+            return super().__call__(number)
+
+    pull = tries.pull(clock=clock.monotonic, checkpoint_every=0.25)
+    tries.run(pull, Slow(fail_at=10 if seconds_per_page == 0 else 6))
+    saved = tries.store.values[CHECKPOINT_KEY]
+    assert [(c["first"], c["last"]) for c in saved["chunks"]] == chunks
+
+
+def test_the_checkpoint_interval_comes_from_the_environment_when_it_parses(monkeypatch):
+    from airflow_provider_schneider.pulls.resume import CHECKPOINT_EVERY, CHECKPOINT_EVERY_ENV
+    from airflow_provider_schneider.pulls.tries import _seconds_from_environment
+
+    for value, expected in (
+        ("0", 0.0),
+        ("2.5", 2.5),
+        ("-1", CHECKPOINT_EVERY),
+        ("nan", CHECKPOINT_EVERY),
+        ("x", CHECKPOINT_EVERY),
+    ):
+        monkeypatch.setenv(CHECKPOINT_EVERY_ENV, value)
+        assert _seconds_from_environment(CHECKPOINT_EVERY_ENV, CHECKPOINT_EVERY) == expected
+
+
 def test_the_retry_adopts_the_staged_pages_when_the_data_did_not_move(tries):
     first = tries.failed_first_try()
     api = Orders()
@@ -152,8 +187,8 @@ def test_the_retry_adopts_the_staged_pages_when_the_data_did_not_move(tries):
 def test_a_resumed_pull_writes_the_same_bytes_as_an_uninterrupted_one(tries, tmp_path):
     from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
     from airflow_provider_schneider.pulls.plan import PullPlan, PullStats
-    from airflow_provider_schneider.pulls.resume import retry_follows  # noqa: F401 - the production rule exists
     from airflow_provider_schneider.pulls.runner import run_plan, write_pull
+    from airflow_provider_schneider.pulls.tries import retry_follows  # noqa: F401 - the production rule exists
 
     class Source:
         max_concurrency = 1
@@ -205,7 +240,7 @@ def test_a_record_edited_in_place_on_a_middle_page_keeps_its_staged_version(trie
 
 def test_a_chunk_nobody_listed_is_removed_when_the_staged_pages_are_adopted(tries):
     tries.failed_first_try()
-    stray = tries.folder / f".t.jsonl.resume-{TASK}-000023-000024-deadbeef.jsonl.gz"
+    stray = tries.folder / f".t.jsonl.resume-{TASK}-000023-000024-deadbeef.jsonl"
     stray.write_bytes(b"staged after the last checkpoint")
     listed = tries.chunks()
     listed.remove(stray.name)

@@ -292,7 +292,7 @@ def test_docs_connection_table_is_generated_from_the_field_declarations():
     section = text.split("<!-- connection-fields:start -->\n", 1)[1].split("\n<!-- connection-fields:end -->", 1)[0]
     assert section == markdown_table(), (
         "docs/connection.md is stale: paste the output of python -c 'from airflow_provider_schneider."
-        "connection_fields import markdown_table; print(markdown_table())' between its markers"
+        "config.fields import markdown_table; print(markdown_table())' between its markers"
     )
 
 
