@@ -58,7 +58,6 @@ class _Answer(NamedTuple):
     call: Call
     body: Any
     failure: dict[str, Any] | None
-    fresh: bool
 
 
 class FanOutResume(ResumablePull):
@@ -140,13 +139,13 @@ def run_calls(
     def settle(item: tuple[int, Call, Any]) -> _Answer:
         number, call, line = item
         if isinstance(line, Mapping) and "a" in line:
-            return _Answer(number, call, line["a"], None, False)
+            return _Answer(number, call, line["a"], None)
         try:
-            return _Answer(number, call, fetch(call), None, True)
+            return _Answer(number, call, fetch(call), None)
         except SchneiderApiError as error:
             if not policy.collect:
                 raise
-            return _Answer(number, call, None, failure_entry(call, error), True)
+            return _Answer(number, call, None, failure_entry(call, error))
 
     for answer in ordered_map(settle, work(), concurrency=max(1, min(concurrency, total))):
         if resume is not None and answer.number > held:
