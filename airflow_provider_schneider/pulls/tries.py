@@ -42,9 +42,8 @@ def resumable_pull(
         return None
     store = context.get("task_state_store")
     if store is None:
-        operator.log.info(
-            "Resume on retry needs Airflow >= 3.3 (the task state store): a retry of this pull starts from page 1"
-        )
+        again = "starts from page 1" if plan.paginate else "calls every item again"
+        operator.log.info("Resume on retry needs Airflow >= 3.3 (the task state store): a retry of this pull %s", again)
         return None
     if not secret:
         return None

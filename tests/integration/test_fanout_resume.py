@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_schneider.emulator.catalog_data import product_reference
 from airflow_provider_schneider.sinks import read_jsonl
+from tests.support.dagrun import airflow_version
 
 STOCK = "/productstocklevelchecker/1.1/products/"
 #: 1,000 plain references (no '/' or '\\': the fault rules below match their paths as sent).
@@ -82,11 +83,14 @@ def test_a_retry_of_a_fan_out_fetches_only_the_items_still_missing(emulator, fan
     failed_at = next(t for t, reference in asked if reference == REFERENCES[799])
     # The retry starts after retry_delay (1 s); what try 1 had in flight when item 800 failed is try 1's.
     retry = [reference for t, reference in asked if t > failed_at + 0.5]
+    assert target("2026-11-05").read_bytes() == reference, "byte-identical to the uninterrupted pull"
+    if airflow_version() < (3, 3):  # no task state store: a clear no-op, the retry asks every item again
+        assert "Resume on retry needs Airflow >= 3.3" in result.output
+        assert sorted(retry) == sorted(REFERENCES)
+        return
     assert len(retry) <= 300, f"the retry made {len(retry)} lookups"
     assert retry.count(REFERENCES[799]) == 1 and REFERENCES[0] not in retry
-    assert target("2026-11-05").read_bytes() == reference, "byte-identical to the uninterrupted pull"
-    if "Resume on retry needs Airflow >= 3.3" not in result.output:
-        assert "are staged by an earlier try" in result.output
+    assert "are staged by an earlier try" in result.output
     print(f"lookups: {len(asked)} in all, {len(retry)} in the retry")  # the note quotes these
 
 

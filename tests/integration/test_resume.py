@@ -13,6 +13,7 @@ import pytest
 from airflow_provider_schneider.emulator import data
 from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
 from airflow_provider_schneider.sinks import read_jsonl
+from tests.support.dagrun import airflow_version
 from tests.support.operators import local, partials
 
 SEED = 42
@@ -100,13 +101,6 @@ def schneider_resume():
 
 schneider_resume()
 '''
-
-
-def airflow_version() -> tuple[int, int]:
-    from airflow import __version__
-
-    major, minor = __version__.split(".")[:2]
-    return int(major), int(minor)
 
 
 def pages_served(emulator) -> list[int]:

@@ -53,3 +53,11 @@ def run_dag(
     child_env = {**os.environ, **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env, timeout=timeout)
     return DagRunResult(dag_id, proc.returncode, proc.stdout + proc.stderr)
+
+
+def airflow_version() -> tuple[int, int]:
+    """The installed Airflow's (major, minor): resume needs the task state store of 3.3."""
+    from airflow import __version__
+
+    major, minor = __version__.split(".")[:2]
+    return int(major), int(minor)
