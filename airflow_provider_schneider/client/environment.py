@@ -16,13 +16,14 @@ import requests
 
 _PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
 _CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+#: Every variable whose value changes what a call uses (both spellings of the proxy ones, as requests reads).
+_NAMES = (*_PROXY_VARIABLES, *(name.upper() for name in _PROXY_VARIABLES), *_CA_VARIABLES)
 
 
 def environment_for(url: str, verify: bool | str) -> tuple[dict[str, str], bool | str]:
     """The proxies and the TLS verification requests' ``trust_env`` would use for ``url``."""
-    origin = url.split("/", 3)[:3]
-    names = [*_PROXY_VARIABLES, *(n.upper() for n in _PROXY_VARIABLES), *_CA_VARIABLES]
-    proxies, verify = _environment("/".join(origin), verify, tuple(os.environ.get(n) for n in names))
+    origin = "/".join(url.split("/", 3)[:3])
+    proxies, verify = _environment(origin, verify, tuple(os.environ.get(name) for name in _NAMES))
     return dict(proxies), verify  # a copy: the cached one stays as read
 
 

@@ -33,6 +33,24 @@ BACK_OFF_SHARE = 0.9
 _CANCEL_CHECK = 0.05
 
 
+class LocalPace:
+    """A calls-per-second pace for this process alone: the learned one after a throttle (``rate`` follows it),
+    or the configured one when the host's shared pace is unavailable."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic):
+        self.rate, self._clock = rate, clock
+        self._lock = threading.Lock()
+        self._next_free = 0.0
+
+    def reserve(self) -> float:
+        """Reserve the next free moment; the seconds to wait for it."""
+        with self._lock:
+            now = self._clock()
+            moment = max(now, self._next_free)
+            self._next_free = moment + 1.0 / self.rate
+        return moment - now
+
+
 class AdaptiveLimit:
     """Calls in flight and pace of one client; :meth:`enter` before a call, :meth:`leave` with its outcome."""
 
@@ -51,7 +69,7 @@ class AdaptiveLimit:
         self._accepted: deque[float] = deque()
         self._rate_changed = 0.0
         self._since_change = 0
-        self._next_free = 0.0
+        self._pace = LocalPace(1.0, clock)
 
     @property
     def in_flight(self) -> int:
@@ -69,13 +87,11 @@ class AdaptiveLimit:
     def reserve(self) -> float:
         """Seconds until the learned pace lets the next call go (0: no pace); the moment is reserved, so the
         caller sleeps them outside any lock, just before it sends."""
-        with self._cond:
-            if self.rate is None:
-                return 0.0
-            now = self._clock()
-            moment = max(now, self._next_free)
-            self._next_free = moment + 1.0 / self.rate
-            return moment - now
+        rate = self.rate
+        if rate is None:
+            return 0.0
+        self._pace.rate = rate
+        return self._pace.reserve()
 
     def leave(self, window: int, outcome: str) -> None:
         """``outcome``: ``"ok"`` (an answer that was not a throttle), ``"throttled"``, or ``"error"``
@@ -127,20 +143,3 @@ class AdaptiveLimit:
     def _forget_before(self, moment: float) -> None:
         while self._accepted and self._accepted[0] < moment:
             self._accepted.popleft()
-
-
-class LocalPace:
-    """A fixed calls-per-second pace for this process alone (when the host's shared one is unavailable)."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic):
-        self.rate, self._clock = rate, clock
-        self._lock = threading.Lock()
-        self._next_free = 0.0
-
-    def reserve(self) -> float:
-        """Reserve the next free moment; the seconds to wait for it."""
-        with self._lock:
-            now = self._clock()
-            moment = max(now, self._next_free)
-            self._next_free = moment + 1.0 / self.rate
-        return moment - now

@@ -50,8 +50,12 @@ class ChunkOwner:
     generation: int
 
     def header(self, first: int) -> bytes:
-        fields = {_HEADER_KEY: _FORMAT, "fingerprint": self.fingerprint, "task": self.task}
-        fields["generation"] = self.generation
+        fields = {
+            _HEADER_KEY: _FORMAT,
+            "fingerprint": self.fingerprint,
+            "task": self.task,
+            "generation": self.generation,
+        }
         return (json.dumps({**fields, "first": first}, sort_keys=True) + "\n").encode()
 
     def prefix(self, target: Any) -> str:
@@ -93,10 +97,7 @@ class ChunkWriter:
         self._last_line: tuple[bytes, int] = (b"", 0)
         self.started = clock()
         self.temporary = target.parent / f"{owner.prefix(target)}{first:06d}{tag.suffix}"
-        # A local target is written with the builtin file: fsspec's local file costs more per write than the
-        # whole encoding of a page (an object store goes through its own upload buffer anyway).
-        local = storage.is_local(target)
-        self._raw = open(self.temporary.path, "wb") if local else self.temporary.open("wb")
+        self._raw = _open(self.temporary, "wb")
         self._counter = CountingHasher(self._raw)
         self._counter.write(owner.header(first))
 
@@ -137,7 +138,7 @@ def problem_with(folder: Any, chunk: Chunk, owner: ChunkOwner) -> str | None:
     instance), or ``None``: one streaming read of its bytes, checked before anything in it is unpacked."""
     try:
         digest, size = hashlib.sha256(), 0
-        with _open(folder, chunk) as raw:
+        with _open(folder / chunk.name, "rb") as raw:
             while block := raw.read(1 << 20):
                 digest.update(block)
                 size += len(block)
@@ -154,13 +155,14 @@ def problem_with(folder: Any, chunk: Chunk, owner: ChunkOwner) -> str | None:
     return None
 
 
-def _open(folder: Any, chunk: Chunk) -> Any:
-    path = folder / chunk.name
-    return open(path.path, "rb") if storage.is_local(path) else path.open("rb")
+def _open(path: Any, mode: str) -> Any:
+    """A chunk's file: a local one through the builtin file (fsspec's local file costs more per write than
+    the whole encoding of a page; an object store goes through its own upload buffer anyway)."""
+    return open(path.path, mode) if storage.is_local(path) else path.open(mode)
 
 
 def _header(folder: Any, chunk: Chunk) -> Any:
-    with _open(folder, chunk) as raw:
+    with _open(folder / chunk.name, "rb") as raw:
         return json.loads(raw.readline())
 
 
@@ -169,7 +171,7 @@ def read_chunk(folder: Any, chunk: Chunk) -> Iterator[Any]:
     staged (another size, sha256 or record count): a chunk swapped after :func:`problem_with` read it
     fails the pull before the writer commits, never lands in the output."""
     count, size, digest = 0, 0, hashlib.sha256()
-    with _open(folder, chunk) as raw:
+    with _open(folder / chunk.name, "rb") as raw:
         first = raw.readline()
         size += len(first)
         digest.update(first)
