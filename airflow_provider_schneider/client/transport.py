@@ -35,7 +35,7 @@ from airflow_provider_schneider.redaction import install_log_filters
 USER_AGENT = f"airflow-provider-schneider/{__version__}"
 #: Of an error body only this much is read: enough for any error message, never a flood.
 ERROR_BODY_LIMIT = 64 * 1024
-_CHUNK = 64 * 1024
+READ_CHUNK = 64 * 1024
 
 #: Transport failures worth another try: refused/reset connections, timeouts, truncated bodies.
 TRANSIENT_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -281,7 +281,7 @@ def _is_certificate_error(exc: BaseException) -> bool:
     return "certificate" in str(exc).lower()
 
 
-def _tls_hint(url: str) -> str:
+def tls_hint(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "https" and is_loopback(parts.hostname):
         return (
@@ -294,7 +294,7 @@ def _tls_hint(url: str) -> str:
 def _classify(exc: BaseException, url: str) -> TransportError:
     if isinstance(exc, requests.exceptions.SSLError):
         transient = not _is_certificate_error(exc)
-        return TransportError(describe_transport_error(exc) + _tls_hint(url), transient=transient)
+        return TransportError(describe_transport_error(exc) + tls_hint(url), transient=transient)
     if isinstance(exc, TRANSIENT_TRANSPORT_ERRORS):
         return TransportError(describe_transport_error(exc), transient=True)
     return TransportError(type(exc).__name__, transient=False)
@@ -306,7 +306,7 @@ def _read_body(response: requests.Response, limit: int, *, strict: bool) -> byte
     if strict and declared.isdigit() and not response.headers.get("Content-Encoding") and int(declared) > limit:
         raise BodyTooLarge(limit, int(declared))
     buffer = bytearray()
-    for chunk in response.iter_content(_CHUNK):
+    for chunk in response.iter_content(READ_CHUNK):
         buffer += chunk
         if len(buffer) > limit:
             if strict:
