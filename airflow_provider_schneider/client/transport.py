@@ -2,10 +2,11 @@
 
 ``requests``' read timeout is per socket read: a server that drips one byte every few seconds keeps a call
 alive forever, and ``response.content`` reads any body whole. Here every attempt runs under a deadline
-enforced by a watchdog thread (:mod:`.deadlines`), which shuts the attempt's socket down when time is up (a thread blocked in
-``recv`` then returns at once), and bodies are streamed with a limit on their *decoded* size (so a gzip bomb
-or an endless chunked body stops at the limit). Failures come out as :class:`TransportError` with a
-secret-free reason (requests' own messages contain the URL, with any ``apikey``).
+enforced by a watchdog thread (:mod:`.deadlines`), which shuts the attempt's socket down when time is up
+(a thread blocked in ``recv`` then returns at once), and bodies are streamed with a limit on their
+*decoded* size (so a gzip bomb or an endless chunked body stops at the limit). Failures come out as
+:class:`TransportError` with a secret-free reason (requests' own messages contain the URL, with any
+``apikey``).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import requests
 from airflow.sdk import BaseHook
@@ -25,6 +25,20 @@ from airflow_provider_schneider.redaction import register_secret
 from airflow_provider_schneider.tokens.async_tokens import AsyncBearerAuth, AsyncTokens
 from airflow_provider_schneider.tokens.endpoint import request_token
 from airflow_provider_schneider.tokens.manager import TokenManager
+
+T = TypeVar("T")
+
+
+async def gather_all(calls: Iterable[Awaitable[T]]) -> list[T]:
+    """Every call's result in order; the first failure cancels the others (none is left running)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 class SchneiderAsyncHook(BaseHook):
@@ -128,30 +142,54 @@ class SchneiderAsyncHook(BaseHook):
         params: Mapping[str, Any] | None = None,
         page_size: int | None = None,
         first: Page | None = None,
+        pages_hint: int | None = None,
     ) -> list[Any]:
-        """Every record of a paginated GET: page 1, then pages 2..N all at once under the client's cap,
-        in page order. A page count beyond ``max_pages`` or one that changes during the listing is an error.
-        ``first``: page 1 when the caller already has it."""
+        """Every record of a paginated GET, in page order (see :meth:`get_pages`)."""
+        pages = await self.get_pages(
+            path, records_field=records_field, params=params, page_size=page_size, first=first, pages_hint=pages_hint
+        )
+        error = self._page_error(path)
+        return [record for page in pages for record in records_of(page, records_field, error)]
+
+    async def get_pages(
+        self,
+        path: str,
+        *,
+        records_field: str,
+        params: Mapping[str, Any] | None = None,
+        page_size: int | None = None,
+        first: Page | None = None,
+        pages_hint: int | None = None,
+    ) -> list[Page]:
+        """Every page of a paginated GET: page 1, then pages 2..N all at once under the client's cap, in
+        page order. A page count beyond ``max_pages`` or one that changes during the listing is an error.
+
+        ``first``: page 1 when the caller already has it. ``pages_hint``: the page count a previous listing
+        reported; pages 1..hint are then asked together (one round trip less), and page 1's count decides
+        which of them count and whether more are needed."""
         settings = await self.get_settings()
         size = page_size or settings.page_size
         error = self._page_error(path)
         counters = PageCounters(error, records_field)
-        if first is None:
-            first = await self.get_first_page(path, records_field=records_field, params=params, page_size=size)
-        last = last_page(first, settings.max_pages, error)
 
-        async def fetch(number: int) -> list[Any]:
+        async def fetch(number: int) -> Page:
             query = {**(params or {}), "page": number, "page-size": size}
-            page = counters.read(await self.request("GET", path, params=query, page=number), number)
-            if page.total_pages != first.total_pages:
-                raise error(f"totalNumberOfPages changed from {first.total_pages} to {page.total_pages}", number)
-            return records_of(page, records_field, error)
+            return counters.read(await self.request("GET", path, params=query, page=number), number)
 
-        rest = await asyncio.gather(*(fetch(number) for number in range(2, last + 1)))
-        records = list(records_of(first, records_field, error)) if last >= 1 else []
-        for page_records in rest:
-            records.extend(page_records)
-        return records
+        early: list[Page] = []
+        if first is None and pages_hint and pages_hint > 1:
+            early = await gather_all(fetch(n) for n in range(1, min(pages_hint, settings.max_pages) + 1))
+            first = early[0]
+        elif first is None:
+            first = await fetch(1)
+        last = last_page(first, settings.max_pages, error)
+        pages = [first, *early[1:last]]
+        pages += await gather_all(fetch(n) for n in range(len(pages) + 1, last + 1))
+        pages = pages[: max(last, 0)]
+        for page in pages:
+            if page.total_pages != first.total_pages:
+                raise error(f"totalNumberOfPages changed from {first.total_pages} to {page.total_pages}", page.number)
+        return pages
 
     def _page_error(self, path: str) -> Any:
         def error(message: str, page: int) -> SchneiderResponseError:

@@ -141,9 +141,8 @@ class CountryPoller:
         count is unknown or old: it answers the orders it shows, and says what the rest would cost)."""
         if orders < 2:
             return False
-        if self._pages is None or time.monotonic() - self._pages[1] > PAGE_COUNT_TTL:
-            return True
-        return self._pages[0] <= orders
+        known = self._known_pages()
+        return known is None or known <= orders
 
     async def _round(self, due: list[Watch]) -> None:
         self.stats["rounds"] += 1
@@ -184,22 +183,40 @@ class CountryPoller:
         )
 
     async def _read_listing(self, found: dict[str, dict[str, Any]], *, complete: bool, orders: int) -> bool:
-        """Page 1 of the country's listing, and every other page when they are worth it (``True`` then)."""
+        """Page 1 of the country's listing, and every other page when they are worth it (``True`` then).
+
+        With a fresh page count and the listing sure to pay, every page is asked at once (a round trip
+        less than page 1 first: 13 pages at 10 in flight take two latencies, not three)."""
         hook = self.hook
-        first = await hook.get_first_page(self.path, records_field=self.records_field, page_size=self.page_size)
-        self.stats["listing_calls"] += 1
-        self._pages = (first.total_pages, time.monotonic())
-        records: list[Any] = list(first.records or [])
-        listed = complete or first.total_pages <= max(1, orders)
-        if listed and first.total_pages > 1:
-            self.stats["listing_calls"] += first.total_pages - 1
-            records = await hook.get_records(
-                self.path, records_field=self.records_field, page_size=self.page_size, first=first
+        known = self._known_pages()
+        if known is not None and (complete or known <= orders):
+            pages = await hook.get_pages(
+                self.path, records_field=self.records_field, page_size=self.page_size, pages_hint=known
             )
+            self.stats["listing_calls"] += max(known, len(pages))
+            self._pages = (pages[0].total_pages, time.monotonic())
+            records = [record for page in pages for record in page.records or []]
+            listed = True
+        else:
+            first = await hook.get_first_page(self.path, records_field=self.records_field, page_size=self.page_size)
+            self.stats["listing_calls"] += 1
+            self._pages = (first.total_pages, time.monotonic())
+            records = list(first.records or [])
+            listed = complete or first.total_pages <= max(1, orders)
+            if listed and first.total_pages > 1:
+                self.stats["listing_calls"] += first.total_pages - 1
+                records = await hook.get_records(
+                    self.path, records_field=self.records_field, page_size=self.page_size, first=first
+                )
         for record in records:
             if isinstance(record, Mapping):
                 found.setdefault(order_key(record.get("orderNumber")), dict(record))
         return listed
+
+    def _known_pages(self) -> int | None:
+        if self._pages is None or time.monotonic() - self._pages[1] > PAGE_COUNT_TTL:
+            return None
+        return self._pages[0]
 
     async def _lookup(self, order_number: str) -> dict[str, Any] | None:
         """The order whose number equals ``order_number`` (the API filter matches a prefix), or ``None``."""
