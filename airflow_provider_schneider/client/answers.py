@@ -14,7 +14,7 @@ from typing import Any
 from airflow_provider_schneider.client.request import ApiRequest
 from airflow_provider_schneider.client.responses import ErrorFields, error_fields, is_html, parse_json
 from airflow_provider_schneider.client.retrying import RETRYABLE_STATUSES, TransientFailure, parse_retry_after
-from airflow_provider_schneider.client.transport import Exchange
+from airflow_provider_schneider.client.transport import BodyTooLarge, Exchange, TransportError
 from airflow_provider_schneider.config.settings import SchneiderSettings
 from airflow_provider_schneider.exceptions import (
     SchneiderApiError,
@@ -66,6 +66,13 @@ class Answers:
 
     def error(self, cls: type[SchneiderApiError], message: str, call: ApiRequest, **kw: Any) -> Any:
         return cls(message, conn_id=self.settings.conn_id, method=call.method, path=call.path, page=call.page, **kw)
+
+    def wire_failure(self, exc: TransportError | BodyTooLarge, call: ApiRequest) -> Exception:
+        """What to raise when no usable answer came: a retryable failure, or the final error."""
+        if isinstance(exc, BodyTooLarge):
+            return self.error(SchneiderResponseError, str(exc), call)
+        error = self.error(SchneiderApiError, f"request failed: {exc.reason}", call)
+        return TransientFailure(error, reason=exc.reason) if exc.transient else error
 
     def fields(self, answer: Exchange) -> ErrorFields:
         return error_fields(answer.content_type, answer.body, self.settings.secrets)

@@ -29,7 +29,6 @@ from airflow_provider_schneider.client.request import ApiRequest
 from airflow_provider_schneider.client.retrying import TransientFailure, async_call_with_retries
 from airflow_provider_schneider.client.transport import BodyTooLarge, Exchange, TransportError
 from airflow_provider_schneider.config.settings import SchneiderSettings
-from airflow_provider_schneider.exceptions import SchneiderApiError, SchneiderResponseError
 from airflow_provider_schneider.redaction import install_log_filters
 
 log = logging.getLogger(__name__)
@@ -189,13 +188,8 @@ class AsyncSchneiderClient:
                     json=call.body,
                     verify=settings.verify,
                 )
-            except TransportError as exc:
-                error = self.answers.error(SchneiderApiError, f"request failed: {exc.reason}", call)
-                if exc.transient:
-                    raise TransientFailure(error, reason=exc.reason) from None
-                raise error from None
-            except BodyTooLarge as exc:
-                raise self.answers.error(SchneiderResponseError, str(exc), call) from None
+            except (TransportError, BodyTooLarge) as exc:
+                raise self.answers.wire_failure(exc, call) from None
             finally:
                 self.in_flight -= 1
                 if slot is not None and self.host is not None:

@@ -26,6 +26,7 @@ from airflow_provider_schneider.client.transport import (
     BodyTooLarge,
     Exchange,
     TransportError,
+    refuse_declared_excess,
     tls_hint,
 )
 
@@ -78,9 +79,8 @@ def describe(exc: BaseException) -> TransportError:
 
 
 async def _read_body(response: aiohttp.ClientResponse, limit: int, *, strict: bool) -> bytes:
-    declared = response.headers.get("Content-Length", "")
-    if strict and declared.isdigit() and not response.headers.get("Content-Encoding") and int(declared) > limit:
-        raise BodyTooLarge(limit, int(declared))
+    if strict:
+        refuse_declared_excess(response.headers, limit)
     buffer = bytearray()
     async for chunk in response.content.iter_chunked(READ_CHUNK):
         buffer += chunk

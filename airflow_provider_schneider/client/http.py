@@ -31,7 +31,6 @@ from airflow_provider_schneider.client.request import ApiRequest
 from airflow_provider_schneider.client.retrying import TransientFailure, call_with_retries, no_retry
 from airflow_provider_schneider.client.transport import BodyTooLarge, Exchange, TransportError, build_session, exchange
 from airflow_provider_schneider.config.settings import SchneiderSettings
-from airflow_provider_schneider.exceptions import SchneiderApiError, SchneiderResponseError
 from airflow_provider_schneider.redaction import install_log_filters
 
 log = logging.getLogger(__name__)
@@ -181,13 +180,8 @@ class SchneiderHttpClient:
                     auth=self.auth,
                     verify=settings.verify,
                 )
-            except TransportError as exc:
-                error = self.answers.error(SchneiderApiError, f"request failed: {exc.reason}", call)
-                if exc.transient:
-                    raise TransientFailure(error, reason=exc.reason) from None
-                raise error from None
-            except BodyTooLarge as exc:
-                raise self.answers.error(SchneiderResponseError, str(exc), call) from None
+            except (TransportError, BodyTooLarge) as exc:
+                raise self.answers.wire_failure(exc, call) from None
         log.debug("%s %s -> HTTP %s in %.0f ms", call.method, call.path, answer.status, answer.elapsed * 1e3)
         metrics.http_request(answer.status, answer.elapsed)
         return answer

@@ -200,11 +200,17 @@ def _classify(exc: BaseException, url: str) -> TransportError:
     return TransportError(type(exc).__name__, transient=False)
 
 
+def refuse_declared_excess(headers: Mapping[str, str], limit: int) -> None:
+    """A plain body whose ``Content-Length`` is over ``limit`` is refused before a byte of it is read."""
+    declared = headers.get("Content-Length", "")
+    if declared.isdigit() and not headers.get("Content-Encoding") and int(declared) > limit:
+        raise BodyTooLarge(limit, int(declared))
+
+
 def _read_body(response: requests.Response, limit: int, *, strict: bool) -> bytes:
     """The decoded body, at most ``limit`` bytes: over it, :class:`BodyTooLarge` (``strict``) or cut."""
-    declared = response.headers.get("Content-Length", "")
-    if strict and declared.isdigit() and not response.headers.get("Content-Encoding") and int(declared) > limit:
-        raise BodyTooLarge(limit, int(declared))
+    if strict:
+        refuse_declared_excess(response.headers, limit)
     buffer = bytearray()
     for chunk in response.iter_content(READ_CHUNK):
         buffer += chunk

@@ -9,6 +9,7 @@ watch starts is remembered, not announced (a triggerer restart would otherwise a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -77,6 +78,7 @@ class SchneiderOrderStatusEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_schneider.redaction import redact
+        from airflow_provider_schneider.triggers.logs import say
         from airflow_provider_schneider.triggers.polls import watching
 
         targets = {s.casefold() for s in self.target_statuses}
@@ -88,7 +90,9 @@ class SchneiderOrderStatusEventTrigger(BaseEventTrigger):
                 if answer.error is not None or answer.orders is None:
                     errors += 1
                     delay = min(self.poll_interval * 2 ** min(errors, 16), self.max_poll_interval)
-                    self.log.warning(
+                    await say(
+                        self.log,
+                        logging.WARNING,
                         "Order Status of %s could not be read (%d in a row), next look in %.0fs: %s",
                         self.country,
                         errors,

@@ -12,6 +12,7 @@ triggerer reuses the cached token instead of asking for a new one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
@@ -101,11 +102,9 @@ class SchneiderOrderStatusTrigger(BaseTrigger):
     def _event(
         self, status: str, message: str, order: Mapping[str, Any] | None, polls: int, **extra: Any
     ) -> TriggerEvent:
-        if self.end_from_trigger:  # no worker resumes the task: the sentence goes to the triggerer's log
-            if status == SUCCESS:
-                self.log.info("%s", message)
+        if self.end_from_trigger:  # no worker resumes the task (a failure's reason: see _finish)
+            if status == SUCCESS:  # Airflow logs the event (with the order) itself
                 return TaskSuccessEvent(xcoms={"return_value": dict(order) if order else None})
-            self.log.error("%s", message)
             return TaskFailedEvent()
         return TriggerEvent(
             {
@@ -120,6 +119,16 @@ class SchneiderOrderStatusTrigger(BaseTrigger):
             }
         )
 
+    async def _finish(
+        self, status: str, message: str, order: Mapping[str, Any] | None, polls: int, **extra: Any
+    ) -> TriggerEvent:
+        """The last event; when no worker resumes the task, a failure's reason goes to the triggerer's log."""
+        if self.end_from_trigger and status != SUCCESS:
+            from airflow_provider_schneider.triggers.logs import say
+
+            await say(self.log, logging.ERROR, "%s", message)
+        return self._event(status, message, order, polls, **extra)
+
     def _backoff(self, exponent: int) -> float:
         return min(self.poll_interval * 2 ** min(exponent, 32), self.max_poll_interval)
 
@@ -129,17 +138,19 @@ class SchneiderOrderStatusTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_schneider.exceptions import AirflowFailException
         from airflow_provider_schneider.redaction import redact
+        from airflow_provider_schneider.triggers.logs import say
         from airflow_provider_schneider.triggers.polls import watching
 
         polls = errors = 0
         last: dict[str, Any] | None = None
+        said: str | None = None  # the pending status last logged at INFO
         async with watching(self.schneider_conn_id, self.country, self.order_number) as watch:
             while True:
                 remaining = self._remaining()
                 if remaining is not None and remaining <= 0:
                     status = order_status_of(last) if last else None
                     wanted = " or ".join(repr(s) for s in self.target_statuses)
-                    yield self._event(
+                    yield await self._finish(
                         TIMEOUT,
                         f"Timed out waiting for order {self.order_number} ({self.country}) to reach {wanted}; "
                         f"last status seen: {status!r} after {polls} poll(s)",
@@ -157,7 +168,7 @@ class SchneiderOrderStatusTrigger(BaseTrigger):
                     permanent = isinstance(exc, AirflowFailException)
                     text = redact(str(exc))
                     if permanent or errors >= self.max_consecutive_errors:
-                        yield self._event(
+                        yield await self._finish(
                             ERROR,
                             f"Gave up polling order {self.order_number} ({self.country}) after {errors} failed "
                             f"poll(s): {type(exc).__name__}: {text}",
@@ -167,7 +178,9 @@ class SchneiderOrderStatusTrigger(BaseTrigger):
                         )
                         return
                     delay = self._backoff(errors)
-                    self.log.warning("Order status poll failed (%d in a row), next in %.1fs: %s", errors, delay, text)
+                    level = logging.WARNING if errors == 1 else logging.DEBUG  # the poller logs each failure once
+                    what = "Order status poll failed (%d in a row), next in %.1fs: %s"
+                    await say(self.log, level, what, errors, delay, text)
                 else:
                     order = answer.order
                     errors = 0
@@ -178,8 +191,13 @@ class SchneiderOrderStatusTrigger(BaseTrigger):
                         outcome, self.country, self.order_number, order_status_of(order or {}), self.target_statuses
                     )
                     if outcome in (SUCCESS, FAILURE) or (outcome == NOT_FOUND and self.fail_if_not_found):
-                        yield self._event(outcome, message, order, polls)
+                        yield await self._finish(outcome, message, order, polls)
                         return
                     delay = self._backoff(polls - 1 if self.exponential_backoff else 0)
-                    self.log.info("%s (poll %d); next poll in %.1fs", message, polls, delay)
+                    # A poll is said at INFO when the status changed, at DEBUG otherwise (hundreds of triggers
+                    # answered by one round each say it: see .logs).
+                    status = order_status_of(order or {})
+                    level = logging.INFO if polls == 1 or status != said else logging.DEBUG
+                    said = status
+                    await say(self.log, level, "%s (poll %d); next poll in %.1fs", message, polls, delay)
                 watch.poll_in(delay if remaining is None else min(delay, max(0.0, remaining)))

@@ -127,7 +127,13 @@ class CountryPoller:
             now = time.monotonic()
             due = [w for w in self.watches if w.due <= now and not w.answered]
             if due:
-                await self._round(due)
+                try:
+                    await self._round(due)
+                except Exception as exc:
+                    log.exception("Order poll of %s failed", self.country)
+                    for watch in due:
+                        if not watch.answered:
+                            watch.deliver(Answer(error=exc))
                 continue
             waiting = [w.due for w in self.watches if not w.answered]
             self._wake.clear()
