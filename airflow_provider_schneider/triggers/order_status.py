@@ -194,10 +194,10 @@ class SchneiderOrderStatusTrigger(BaseTrigger):
                         yield await self._finish(outcome, message, order, polls)
                         return
                     delay = self._backoff(polls - 1 if self.exponential_backoff else 0)
-                    # A poll is said at INFO when the status changed, at DEBUG otherwise (hundreds of triggers
-                    # answered by one round each say it: see .logs).
+                    # A poll is said at INFO only when the status moved since the last one (hundreds of triggers
+                    # answered by one round must not each write a line at once: see .logs), else at DEBUG.
                     status = order_status_of(order or {})
-                    level = logging.INFO if polls == 1 or status != said else logging.DEBUG
+                    level = logging.INFO if polls > 1 and status != said else logging.DEBUG
                     said = status
                     await say(self.log, level, "%s (poll %d); next poll in %.1fs", message, polls, delay)
                 watch.poll_in(delay if remaining is None else min(delay, max(0.0, remaining)))
