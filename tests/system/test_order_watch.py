@@ -12,7 +12,10 @@ import pytest
 from tests.conftest import CLIENT_SECRET
 from tests.support.assets import PrivateAirflow, rows, wait_for
 
-pytestmark = [pytest.mark.system, pytest.mark.timeout(600)]
+# Airflow 3.1's triggerer answers the Task SDK's blocking calls of a trigger (mask_secret, Variables) on a
+# second event loop, racing its own: "Response read out of order" kills the trigger runner
+# (apache/airflow#64620, fixed by 3.3). The thread-pool trigger before this provider version met it too.
+pytestmark = [pytest.mark.system, pytest.mark.timeout(600), pytest.mark.latest_only]
 
 DAG_ID = "schneider_order_shipped_watch"
 URI = "schneider://order_status/FR/shipped"
