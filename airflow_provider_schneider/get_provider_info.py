@@ -34,7 +34,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 #: process, and importing the faces' packages there would load our code into processes that never use it.
 #: tests/unit/test_architecture.py checks the lists against the faces' public names (``operators.__all__``).
 MODULES: dict[str, list[str]] = {
-    "hooks": ["airflow_provider_schneider.hooks.schneider"],
+    "hooks": ["airflow_provider_schneider.hooks.schneider", "airflow_provider_schneider.hooks.schneider_async"],
     "operators": [
         "airflow_provider_schneider.operators.api",
         "airflow_provider_schneider.operators.catalog",
@@ -42,7 +42,10 @@ MODULES: dict[str, list[str]] = {
         "airflow_provider_schneider.operators.products",
     ],
     "sensors": ["airflow_provider_schneider.sensors.order_status"],
-    "triggers": ["airflow_provider_schneider.triggers.order_status"],
+    "triggers": [
+        "airflow_provider_schneider.triggers.order_status",
+        "airflow_provider_schneider.triggers.order_events",
+    ],
 }
 
 

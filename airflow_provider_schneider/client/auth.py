@@ -7,7 +7,7 @@ implement it in :mod:`airflow_provider_schneider.tokens.bearer`; the long-lived 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests.auth
 
@@ -38,4 +38,35 @@ class ApiKeyAuth(requests.auth.AuthBase):
         return r
 
     def after_401(self, fields: ErrorFields, replayed: bool) -> str | None:
+        return "the API key was rejected"
+
+
+class AsyncAuth(Protocol):
+    """Credentials for the asynchronous client. Coroutines share a thread, so what a call used travels in a
+    per-call ``state`` (from :meth:`start`), not in a thread-local as with :class:`ApiAuth`."""
+
+    def start(self) -> Any:
+        """A fresh state for one call (its attempts and its replay)."""
+
+    async def apply(self, state: Any, query: list[tuple[str, str]], headers: dict[str, str]) -> None:
+        """Put the current credentials on an attempt."""
+
+    async def after_401(self, state: Any, fields: ErrorFields, replayed: bool) -> str | None:
+        """As :meth:`ApiAuth.after_401`, for the call of ``state``."""
+
+
+class AsyncApiKeyAuth:
+    """The API key as ``apikey`` query parameter; a 401 is never replayed."""
+
+    def __init__(self, api_key: str):
+        self._api_key = api_key
+        register_secret(api_key)
+
+    def start(self) -> None:
+        return None
+
+    async def apply(self, state: Any, query: list[tuple[str, str]], headers: dict[str, str]) -> None:
+        query.append(("apikey", self._api_key))
+
+    async def after_401(self, state: Any, fields: ErrorFields, replayed: bool) -> str | None:
         return "the API key was rejected"

@@ -14,7 +14,6 @@ across every process of the host), then the socket.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -23,48 +22,20 @@ from typing import Any
 import requests
 
 from airflow_provider_schneider import metrics
+from airflow_provider_schneider.client.answers import IDEMPOTENT_METHODS, Answers, clean_params
 from airflow_provider_schneider.client.auth import ApiAuth
 from airflow_provider_schneider.client.cancellation import cancellable_sleep
 from airflow_provider_schneider.client.host import HostCalls, client_folder
 from airflow_provider_schneider.client.pacing import AdaptiveLimit, LocalPace
 from airflow_provider_schneider.client.request import ApiRequest
-from airflow_provider_schneider.client.responses import ErrorFields, error_fields, is_html, parse_json
-from airflow_provider_schneider.client.retrying import (
-    RETRYABLE_STATUSES,
-    TransientFailure,
-    call_with_retries,
-    no_retry,
-    parse_retry_after,
-)
+from airflow_provider_schneider.client.retrying import TransientFailure, call_with_retries, no_retry
 from airflow_provider_schneider.client.transport import BodyTooLarge, Exchange, TransportError, build_session, exchange
 from airflow_provider_schneider.config.settings import SchneiderSettings
-from airflow_provider_schneider.exceptions import (
-    SchneiderApiError,
-    SchneiderConfigError,
-    SchneiderPermissionError,
-    SchneiderResponseError,
-)
-from airflow_provider_schneider.redaction import install_log_filters, redact
+from airflow_provider_schneider.redaction import install_log_filters
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
 __all__ = ["SchneiderHttpClient", "clean_params"]
-
-
-def clean_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """Query parameters as sent: ``None`` dropped, booleans lower-case, lists repeated (``product-reference``)."""
-    pairs: list[tuple[str, str]] = []
-    for name, value in (params or {}).items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        for item in values:
-            if item is None:
-                continue
-            if isinstance(item, bool):
-                item = "true" if item else "false"
-            pairs.append((str(name), str(item)))
-    return pairs
 
 
 class SchneiderHttpClient:
@@ -77,6 +48,7 @@ class SchneiderHttpClient:
     def __init__(self, settings: SchneiderSettings, *, auth: ApiAuth, session: requests.Session | None = None):
         install_log_filters()
         self.settings = settings
+        self.answers = Answers(settings)
         self.auth = auth
         self.session = session or build_session(settings.max_concurrency)
         self.limit = AdaptiveLimit(settings.max_concurrency, adaptive=settings.adaptive_concurrency)
@@ -90,14 +62,7 @@ class SchneiderHttpClient:
     # -- public -------------------------------------------------------------------------------------------
 
     def url_for(self, path: str) -> str:
-        if path.startswith(("http://", "https://")):
-            if not path.startswith(self.settings.api_base_url + "/"):
-                raise SchneiderConfigError(
-                    f"Schneider connection '{self.settings.conn_id}': URL {redact(path)!r} is not under the "
-                    f"connection's API base URL {self.settings.api_base_url}"
-                )
-            return path
-        return f"{self.settings.api_base_url}/{path.lstrip('/')}"
+        return self.answers.url_for(path)
 
     def request(
         self,
@@ -114,11 +79,8 @@ class SchneiderHttpClient:
         Idempotent methods are retried on 429/5xx/transport errors/deadline hits and on gateway throttles
         whatever their status; writes only when ``retry=True``.
         """
-        method = method.upper()
-        url = self.url_for(path)
-        shown_path = redact("/" + url[len(self.settings.api_base_url) :].lstrip("/"), self.settings.secrets)
-        call = ApiRequest(method, url, shown_path, tuple(clean_params(params)), json, page)
-        should_retry = method in IDEMPOTENT_METHODS if retry is None else retry
+        call = self.answers.call(method, path, params, json, page)
+        should_retry = call.method in IDEMPOTENT_METHODS if retry is None else retry
 
         def attempt() -> Any:
             window = self.limit.enter(call.label)
@@ -142,25 +104,22 @@ class SchneiderHttpClient:
 
     # -- internals ----------------------------------------------------------------------------------------
 
-    def _error(self, cls: type[SchneiderApiError], message: str, call: ApiRequest, **kw: Any) -> Any:
-        return cls(message, conn_id=self.settings.conn_id, method=call.method, path=call.path, page=call.page, **kw)
-
     def _send_authenticated(self, call: ApiRequest) -> Any:
         """Send ``call``; on a 401 the auth object decides: replay once with fresh credentials, or say why."""
         self._wait_if_paused()  # before the token lookup: a long throttle pause must not age the token
         answer = self._send(call)
         replayed = False
         while answer.status == 401:
-            fields = self._fields(answer)
+            fields = self.answers.fields(answer)
             why = self.auth.after_401(fields, replayed)
             if why is None and replayed:  # one replay at most, whatever an auth object says
                 why = "the credentials were rejected again after a replay"
             if why is not None:
-                raise self._permission(answer, fields, call, why)
+                raise self.answers.permission(answer, fields, call, why)
             log.info("HTTP 401 (%s) on %s: refreshing the token once and replaying", fields.summary(), call.label)
             replayed = True
             answer = self._send(call)
-        return self._parse(answer, call)
+        return self.answers.parse(answer, call)
 
     def _note_wait(self, seconds: float, failure: TransientFailure) -> None:
         """A throttle (429, ``Retry-After``, a rate-limit code) pauses every call of this client on the host,
@@ -221,76 +180,8 @@ class SchneiderHttpClient:
                     auth=self.auth,
                     verify=settings.verify,
                 )
-            except TransportError as exc:
-                error = self._error(SchneiderApiError, f"request failed: {exc.reason}", call)
-                if exc.transient:
-                    raise TransientFailure(error, reason=exc.reason) from None
-                raise error from None
-            except BodyTooLarge as exc:
-                raise self._error(SchneiderResponseError, str(exc), call) from None
+            except (TransportError, BodyTooLarge) as exc:
+                raise self.answers.wire_failure(exc, call) from None
         log.debug("%s %s -> HTTP %s in %.0f ms", call.method, call.path, answer.status, answer.elapsed * 1e3)
         metrics.http_request(answer.status, answer.elapsed)
         return answer
-
-    def _fields(self, answer: Exchange) -> ErrorFields:
-        return error_fields(answer.content_type, answer.body, self.settings.secrets)
-
-    def _permission(self, answer: Exchange, fields: ErrorFields, call: ApiRequest, why: str) -> SchneiderApiError:
-        return self._http_error(
-            SchneiderPermissionError,
-            f"permission denied ({why}); check that the credentials are subscribed to this API",
-            answer,
-            fields,
-            call,
-        )
-
-    def _http_error(
-        self, cls: type[SchneiderApiError], message: str, answer: Exchange, fields: ErrorFields, call: ApiRequest
-    ) -> SchneiderApiError:
-        """``cls`` carrying the status and the (redacted) error fields of ``answer``."""
-        return self._error(
-            cls,
-            message,
-            call,
-            status=answer.status,
-            code=fields.code,
-            user_message=fields.user_message,
-            developer_message=fields.developer_message,
-        )
-
-    def _parse(self, answer: Exchange, call: ApiRequest) -> Any:
-        status = answer.status
-        if 200 <= status < 300:
-            return self._parse_success(answer, call)
-        fields = self._fields(answer)
-        if status == 403 and not fields.throttled:
-            raise self._permission(answer, fields, call, "HTTP 403")
-        if fields.throttled:
-            message = f"the gateway throttled the call ({fields.code})"
-        else:
-            message = "the API returned an error"
-        error = self._http_error(SchneiderApiError, message, answer, fields, call)
-        if status in RETRYABLE_STATUSES or fields.throttled:
-            raise TransientFailure(
-                error,
-                retry_after=parse_retry_after(answer.headers.get("Retry-After")),
-                reason=f"HTTP {status}" + (" throttle" if fields.throttled and status != 429 else ""),
-                status=status,
-                throttled=fields.throttled,
-            )
-        raise error
-
-    def _parse_success(self, answer: Exchange, call: ApiRequest) -> Any:
-        body = answer.body
-        if not body.strip():
-            return None
-        if is_html(answer.content_type, body):
-            message = f"expected JSON but got an HTML page with HTTP {answer.status}"
-            raise self._error(SchneiderResponseError, message, call)
-        try:
-            return parse_json(body)
-        except ValueError as exc:
-            detail = (
-                f"{exc.msg} at byte {exc.pos} of {len(body)}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            )
-            raise self._error(SchneiderResponseError, f"response is not valid JSON ({detail})", call) from None

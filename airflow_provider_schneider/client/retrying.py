@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import tenacity
 
@@ -122,20 +122,10 @@ def _note_budget(error: Exception, attempts: int, slept: float, why: str) -> Exc
     return error
 
 
-def call_with_retries(
-    attempt: Callable[[], T],
-    *,
-    policy: RetryPolicy,
-    log: logging.Logger,
-    what: str,
-    on_wait: Callable[[float, TransientFailure], None] | None = None,
-) -> T:
-    """Run ``attempt`` until it returns, raises a non-transient error, or the budget is spent.
-
-    ``attempt`` signals a transient failure by raising :class:`TransientFailure`; when the budget runs out,
-    the wrapped error is raised (never a tenacity ``RetryError``), its message saying how many attempts
-    were made, so callers see one exception type whatever happened.
-    """
+def _announce_retries(
+    policy: RetryPolicy, log: logging.Logger, what: str, on_wait: Callable[[float, TransientFailure], None] | None
+) -> Callable[[tenacity.RetryCallState], None]:
+    """tenacity's ``before_sleep``: say why and how long, and tell ``on_wait`` (a throttle pauses the client)."""
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -159,6 +149,42 @@ def call_with_retries(
             reason,
         )
 
+    return before_sleep
+
+
+def _retry_options(policy: RetryPolicy) -> dict[str, Any]:
+    return {
+        "stop": tenacity.stop_after_attempt(policy.max_attempts) | stop_when_wait_budget_spent(policy.max_total_wait),
+        "wait": wait_retry_after_or_backoff(policy),
+        "retry": tenacity.retry_if_exception_type(TransientFailure),
+        "reraise": True,
+    }
+
+
+def _exhausted(
+    exhausted: TransientFailure, statistics: dict[str, Any], policy: RetryPolicy, log: logging.Logger, what: str
+) -> Exception:
+    attempts = int(statistics.get("attempt_number", 1))
+    slept = float(statistics.get("idle_for", 0.0))
+    why = "attempts exhausted" if attempts >= policy.max_attempts else "retry wait budget exhausted"
+    log.error("Giving up on %s after %d attempt(s) (%s): %s", what, attempts, why, exhausted.reason)
+    return _note_budget(exhausted.error, attempts, slept, f"{why}, last failure {exhausted.reason}")
+
+
+def call_with_retries(
+    attempt: Callable[[], T],
+    *,
+    policy: RetryPolicy,
+    log: logging.Logger,
+    what: str,
+    on_wait: Callable[[float, TransientFailure], None] | None = None,
+) -> T:
+    """Run ``attempt`` until it returns, raises a non-transient error, or the budget is spent.
+
+    ``attempt`` signals a transient failure by raising :class:`TransientFailure`; when the budget runs out,
+    the wrapped error is raised (never a tenacity ``RetryError``), its message saying how many attempts
+    were made, so callers see one exception type whatever happened.
+    """
     try:  # the common case, an answer at the first attempt, costs no retry machinery
         return attempt()
     except TransientFailure as failure:
@@ -171,21 +197,33 @@ def call_with_retries(
         return attempt()
 
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(policy.max_attempts) | stop_when_wait_budget_spent(policy.max_total_wait),
-        wait=wait_retry_after_or_backoff(policy),
-        retry=tenacity.retry_if_exception_type(TransientFailure),
-        before_sleep=before_sleep,
-        sleep=cancellable_sleep,
-        reraise=True,
+        before_sleep=_announce_retries(policy, log, what, on_wait), sleep=cancellable_sleep, **_retry_options(policy)
     )
     try:
         return retrying(replayed)
     except TransientFailure as exhausted:
-        attempts = int(retrying.statistics.get("attempt_number", 1))
-        slept = float(retrying.statistics.get("idle_for", 0.0))
-        why = "attempts exhausted" if attempts >= policy.max_attempts else "retry wait budget exhausted"
-        log.error("Giving up on %s after %d attempt(s) (%s): %s", what, attempts, why, exhausted.reason)
-        error = _note_budget(exhausted.error, attempts, slept, f"{why}, last failure {exhausted.reason}")
+        error = _exhausted(exhausted, retrying.statistics, policy, log, what)
+    raise error from None
+
+
+async def async_call_with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    log: logging.Logger,
+    what: str,
+    on_wait: Callable[[float, TransientFailure], None] | None = None,
+) -> T:
+    """:func:`call_with_retries` for a coroutine: the same policy, budget, logs and errors; waits are
+    ``asyncio.sleep`` (cancelled with the task that awaits them). ``attempt`` must be an ``async def``
+    function: tenacity awaits only what it recognises as a coroutine function."""
+    retrying = tenacity.AsyncRetrying(
+        before_sleep=_announce_retries(policy, log, what, on_wait), **_retry_options(policy)
+    )
+    try:
+        return await retrying(attempt)
+    except TransientFailure as exhausted:
+        error = _exhausted(exhausted, retrying.statistics, policy, log, what)
     raise error from None
 
 

@@ -2,18 +2,15 @@
 
 ``requests``' read timeout is per socket read: a server that drips one byte every few seconds keeps a call
 alive forever, and ``response.content`` reads any body whole. Here every attempt runs under a deadline
-enforced by a watchdog thread, which shuts the attempt's socket down when time is up (a thread blocked in
-``recv`` then returns at once), and bodies are streamed with a limit on their *decoded* size (so a gzip bomb
-or an endless chunked body stops at the limit). Failures come out as :class:`TransportError` with a
-secret-free reason (requests' own messages contain the URL, with any ``apikey``).
+enforced by a watchdog thread (:mod:`.deadlines`), which shuts the attempt's socket down when time is up
+(a thread blocked in ``recv`` then returns at once), and bodies are streamed with a limit on their
+*decoded* size (so a gzip bomb or an endless chunked body stops at the limit). Failures come out as
+:class:`TransportError` with a secret-free reason (requests' own messages contain the URL, with any
+``apikey``).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import socket
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,15 +24,20 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from airflow_provider_schneider import __version__
 from airflow_provider_schneider.client.cancellation import CancelScope, PullCancelled, check_cancelled, current_scope
+from airflow_provider_schneider.client.deadlines import (
+    AttemptGuard,
+    current_guard,
+    set_current_guard,
+    watchdog,
+)
 from airflow_provider_schneider.client.environment import environment_for
 from airflow_provider_schneider.config.settings import is_loopback
-from airflow_provider_schneider.process import STATE
 from airflow_provider_schneider.redaction import install_log_filters
 
 USER_AGENT = f"airflow-provider-schneider/{__version__}"
 #: Of an error body only this much is read: enough for any error message, never a flood.
 ERROR_BODY_LIMIT = 64 * 1024
-_CHUNK = 64 * 1024
+READ_CHUNK = 64 * 1024
 
 #: Transport failures worth another try: refused/reset connections, timeouts, truncated bodies.
 TRANSIENT_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
@@ -76,108 +78,6 @@ class Exchange:
     @property
     def content_type(self) -> str:
         return (self.headers.get("Content-Type") or "").lower()
-
-
-# -- the deadline watchdog ------------------------------------------------------------------------------------
-
-
-class AttemptGuard:
-    """Watches the connections one attempt uses; :meth:`fire` shuts their sockets down."""
-
-    def __init__(self, seconds: float):
-        self.deadline = time.monotonic() + seconds
-        self.seconds = seconds
-        self.fired: str | None = None  # "deadline" or "cancelled"
-        self._connections: list[HTTPConnection] = []
-        self._lock = threading.Lock()
-        self._done = False
-
-    def watch(self, connection: HTTPConnection) -> None:
-        """Watch ``connection``; if the guard already fired, shut it and refuse to go on: a request must not
-        leave after its pull was cancelled or its deadline passed (the cancel may land between the attempt's
-        own check and the socket being opened, when there was nothing yet to shut)."""
-        with self._lock:
-            if self._done:
-                return
-            connection._schneider_guard = self  # type: ignore[attr-defined]
-            if connection not in self._connections:
-                self._connections.append(connection)
-            fired = self.fired
-        if fired:
-            _shutdown(connection)
-            raise ConnectionAbortedError(f"request not sent: the attempt ended ({fired})")
-
-    def fire(self, why: str) -> None:
-        with self._lock:
-            if self._done or self.fired:
-                return
-            self.fired = why
-            connections = [c for c in self._connections if getattr(c, "_schneider_guard", None) is self]
-        for connection in connections:
-            _shutdown(connection)
-
-    def close(self) -> None:
-        """The attempt is over: a late deadline must not touch its (pooled, maybe reused) connections."""
-        with self._lock:
-            self._done = True
-            self._connections.clear()  # the heap keeps the guard until its deadline; not the connections
-
-
-def _shutdown(connection: HTTPConnection) -> None:
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        try:  # the plain socket's shutdown, also for TLS: wakes a blocked reader without touching SSL state
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-class _Watchdog:
-    """One daemon thread firing guards whose deadline passed (a heap; finished guards are skipped)."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, AttemptGuard]] = []
-        self._counter = itertools.count()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def add(self, guard: AttemptGuard) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (guard.deadline, next(self._counter), guard))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="schneider-deadlines", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap:
-                    self._cond.wait()
-                deadline, _, guard = self._heap[0]
-                delay = deadline - time.monotonic()
-                if delay > 0:
-                    self._cond.wait(delay)
-                    continue
-                heapq.heappop(self._heap)
-            guard.fire("deadline")
-
-
-_local = threading.local()
-
-
-def _watchdog() -> _Watchdog:
-    """The process's one deadline thread (in :data:`~airflow_provider_schneider.process.STATE`, which a fork
-    resets: a forked child starts its own)."""
-    with STATE.lock:
-        if STATE.watchdog is None:
-            STATE.watchdog = _Watchdog()
-        watchdog: _Watchdog = STATE.watchdog
-        return watchdog
-
-
-def current_guard() -> AttemptGuard | None:
-    return getattr(_local, "guard", None)
 
 
 # -- connections and session ------------------------------------------------------------------------------------
@@ -281,7 +181,7 @@ def _is_certificate_error(exc: BaseException) -> bool:
     return "certificate" in str(exc).lower()
 
 
-def _tls_hint(url: str) -> str:
+def tls_hint(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "https" and is_loopback(parts.hostname):
         return (
@@ -294,19 +194,25 @@ def _tls_hint(url: str) -> str:
 def _classify(exc: BaseException, url: str) -> TransportError:
     if isinstance(exc, requests.exceptions.SSLError):
         transient = not _is_certificate_error(exc)
-        return TransportError(describe_transport_error(exc) + _tls_hint(url), transient=transient)
+        return TransportError(describe_transport_error(exc) + tls_hint(url), transient=transient)
     if isinstance(exc, TRANSIENT_TRANSPORT_ERRORS):
         return TransportError(describe_transport_error(exc), transient=True)
     return TransportError(type(exc).__name__, transient=False)
 
 
+def refuse_declared_excess(headers: Mapping[str, str], limit: int) -> None:
+    """A plain body whose ``Content-Length`` is over ``limit`` is refused before a byte of it is read."""
+    declared = headers.get("Content-Length", "")
+    if declared.isdigit() and not headers.get("Content-Encoding") and int(declared) > limit:
+        raise BodyTooLarge(limit, int(declared))
+
+
 def _read_body(response: requests.Response, limit: int, *, strict: bool) -> bytes:
     """The decoded body, at most ``limit`` bytes: over it, :class:`BodyTooLarge` (``strict``) or cut."""
-    declared = response.headers.get("Content-Length", "")
-    if strict and declared.isdigit() and not response.headers.get("Content-Encoding") and int(declared) > limit:
-        raise BodyTooLarge(limit, int(declared))
+    if strict:
+        refuse_declared_excess(response.headers, limit)
     buffer = bytearray()
-    for chunk in response.iter_content(_CHUNK):
+    for chunk in response.iter_content(READ_CHUNK):
         buffer += chunk
         if len(buffer) > limit:
             if strict:
@@ -340,8 +246,9 @@ def exchange(
     if scope is not None:
         scope.add_callback(on_cancel)
     # Guards nest: the bearer auth may fetch a token (an exchange of its own) while this one is prepared.
-    outer, _local.guard = current_guard(), guard
-    _watchdog().add(guard)
+    outer = current_guard()
+    set_current_guard(guard)
+    watchdog().add(guard)
     started = time.monotonic()
     proxies, verify = environment_for(url, kwargs.pop("verify", True))
     try:
@@ -377,7 +284,7 @@ def exchange(
             raise
         error = _classify(exc, url)
     finally:
-        _local.guard = outer
+        set_current_guard(outer)
         guard.close()
         if scope is not None:
             scope.remove_callback(on_cancel)

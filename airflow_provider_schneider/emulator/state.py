@@ -52,17 +52,19 @@ class Stats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._in_flight = 0
         self.reset()
 
     def reset(self) -> None:
+        """Counters back to zero. Calls in flight are a gauge, not a counter: they stay (a reset while calls
+        are being answered must not make them negative), and the peak starts again from them."""
         with self._lock:
             self._token_by_status: Counter[str] = Counter()
             self._token_times: list[float] = []
             self._api_by_status: Counter[str] = Counter()
             self._api_by_path: Counter[str] = Counter()
             self._faults: Counter[str] = Counter()
-            self._in_flight = 0
-            self._peak = 0
+            self._peak = self._in_flight
             self._unauthorized = 0
             self._submissions = 0
             self._requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)

@@ -9,6 +9,7 @@ from airflow_provider_schneider import lazy_attributes
 
 _WHERE = {
     "SchneiderHook": "schneider",
+    "SchneiderAsyncHook": "schneider_async",
 }
 __all__ = sorted(_WHERE)
 __getattr__ = lazy_attributes(__name__, _WHERE)

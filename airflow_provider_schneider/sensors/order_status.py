@@ -61,7 +61,15 @@ class SchneiderOrderStatusSensor(BaseSensorOperator):
         (an order may show up in Order Status some time after it was placed).
     :param deferrable: hand the wait to the triggerer (:class:`SchneiderOrderStatusTrigger`) instead of
         holding a worker slot; ``timeout``, ``poke_interval``, ``exponential_backoff`` and ``max_wait``
-        keep their meaning.
+        keep their meaning. Default: Airflow's ``[operators] default_deferrable`` (read when the sensor is
+        built, as the official providers do).
+    :param start_from_trigger: deferrable mode: the wait starts in the triggerer, with no worker run at all
+        before it (Airflow's ``start_from_trigger``). The trigger's arguments are fixed when the DAG is
+        parsed, so ``country``, ``order_number`` and the statuses must be literal values, not templates,
+        and the task cannot be mapped; the wait ends ``timeout`` seconds after it started (Airflow's trigger
+        timeout).
+    :param end_from_trigger: deferrable mode: the triggerer ends the task (success, with the order as its
+        XCom, or failure) without resuming it on a worker; the reason of a failure is in the triggerer's log.
     :param max_consecutive_errors: deferrable mode: API failures in a row (after the hook's retries) the
         trigger tolerates, backing off, before the task fails.
     """
@@ -78,8 +86,10 @@ class SchneiderOrderStatusSensor(BaseSensorOperator):
         failure_statuses: str | Iterable[str] | None = ("Cancelled",),
         schneider_conn_id: str = DEFAULT_CONN_ID,
         fail_if_not_found: bool = False,
-        deferrable: bool = False,
+        deferrable: bool | None = None,
         max_consecutive_errors: int = 5,
+        start_from_trigger: bool = False,
+        end_from_trigger: bool = False,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -90,8 +100,37 @@ class SchneiderOrderStatusSensor(BaseSensorOperator):
         self.failure_statuses = _as_field(failure_statuses)
         self.schneider_conn_id = schneider_conn_id
         self.fail_if_not_found = fail_if_not_found
-        self.deferrable = deferrable
+        if deferrable is None:
+            from airflow.configuration import conf
+
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
+        self.deferrable = bool(deferrable or start_from_trigger)
         self.max_consecutive_errors = max_consecutive_errors
+        self.end_from_trigger = bool(end_from_trigger)
+        if start_from_trigger:
+            self._start_in_the_triggerer()
+
+    def _start_in_the_triggerer(self) -> None:
+        """Airflow's ``start_from_trigger``: the trigger's arguments, fixed now (they cannot be templates)."""
+        from airflow.triggers.base import StartTriggerArgs
+
+        fields = {name: getattr(self, name) for name in self.template_fields}
+        templated = sorted(name for name, value in fields.items() if "{{" in str(value) or "{%" in str(value))
+        if templated:
+            raise SchneiderConfigError(
+                f"{self.task_id}: start_from_trigger=True needs literal values, but {templated} are templates"
+            )
+        trigger = self.build_trigger()
+        trigger.deadline = None  # fixed at parse time it would be long past: Airflow's trigger timeout ends it
+        _, kwargs = trigger.serialize()
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=f"{type(trigger).__module__}.{type(trigger).__qualname__}",
+            trigger_kwargs=kwargs,
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=timedelta(seconds=float(self.timeout)),
+        )
+        self.start_from_trigger = True
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -176,6 +215,7 @@ class SchneiderOrderStatusSensor(BaseSensorOperator):
             max_poll_interval=max_wait,
             max_consecutive_errors=self.max_consecutive_errors,
             deadline=time.time() + float(self.timeout) if deadline is None else deadline,
+            end_from_trigger=self.end_from_trigger,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:

@@ -114,6 +114,13 @@ class TokenManager:
         fresh = token.is_fresh(self.settings.token_leeway, now, spread=self._refresh_spread)
         return fresh and token_id(token) not in self._rejected and (wanted is None or wanted.accepts(token))
 
+    def current(self, *, replacing: Token | None = None) -> Token | None:
+        """The token this manager holds if still usable, without touching a lock, a file or the network (an
+        event loop asks this first and goes to :meth:`get_token` in a thread only when it is ``None``)."""
+        wanted = self._replacement(replacing)
+        current = self._current
+        return current if self.usable(current, wanted=wanted) else None
+
     def get_token(self, *, replacing: Token | None = None) -> Token:
         """A token valid for at least the leeway; at most one refresh per host at a time.
 

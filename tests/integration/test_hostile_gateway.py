@@ -7,6 +7,7 @@ fix: hung past 90 s, or 3 to 6.4 GB RSS), they are not performance figures (see 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -50,6 +51,16 @@ def test_hostile_gateway_call_ends_bounded(emulator, case: HostileCase):
             measured.message + ORDERS_PATH if case.op == "token" else measured.message
         )
         assert "demo-secret" not in measured.message
+
+
+ASYNC_CASES = [dataclasses.replace(c, op=f"async_{c.op}") for c in CASES if c.op in ("get", "pages")]
+
+
+@only_profile("default")
+@pytest.mark.parametrize("case", ASYNC_CASES, ids=[c.name for c in ASYNC_CASES])
+def test_hostile_gateway_async_call_ends_bounded(emulator, case: HostileCase):
+    """The triggerer's hook meets the same hostile answers with the same bounds and the same errors."""
+    test_hostile_gateway_call_ends_bounded(emulator, case)
 
 
 @only_profile("default")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_schneider.exceptions import SchneiderOrderStatusFailed
+from airflow_provider_schneider.exceptions import SchneiderConfigError, SchneiderOrderStatusFailed
 from airflow_provider_schneider.sensors.order_status import SchneiderOrderStatusSensor
 from airflow_provider_schneider.triggers.order_status import SchneiderOrderStatusTrigger
 from tests.conftest import API_KEY, CLIENT_SECRET
@@ -344,3 +344,42 @@ def test_trigger_survives_a_triggerer_restart(emulator, schneider_conn):
     assert resumed["event"]["status"] == "success" and resumed["event"]["order_status"] == "Shipped"
     assert emulator.stats()["token_requests"] == 1  # the new process reused the host-cached token
     assert_no_secret(proc.stdout + proc.stderr)
+
+
+def test_deferrable_defaults_to_airflows_default_deferrable(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "true")
+    assert sensor().deferrable is True
+    assert sensor(deferrable=False).deferrable is False
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "false")
+    assert sensor().deferrable is False
+
+
+def test_start_from_trigger_fixes_plain_trigger_arguments_and_refuses_templates():
+    waiting = sensor(start_from_trigger=True, end_from_trigger=True, timeout=600)
+    args = waiting.start_trigger_args
+    assert waiting.start_from_trigger is True and waiting.deferrable is True
+    assert args.trigger_cls == "airflow_provider_schneider.triggers.order_status.SchneiderOrderStatusTrigger"
+    assert args.next_method == "execute_complete" and args.timeout.total_seconds() == 600
+    assert args.trigger_kwargs["deadline"] is None and args.trigger_kwargs["end_from_trigger"] is True
+    assert args.trigger_kwargs["order_number"] == ORDER and CLIENT_SECRET not in json.dumps(args.trigger_kwargs)
+    with pytest.raises(SchneiderConfigError, match="order_number"):
+        sensor(order_number="{{ params.order_number }}", start_from_trigger=True)
+
+
+def test_end_from_trigger_ends_the_task_in_the_triggerer(emulator, schneider_conn):
+    from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent
+
+    schneider_conn()
+    emulator.set_order_status("FR", ORDER, "Shipped")
+
+    async def first(trig: SchneiderOrderStatusTrigger) -> Any:
+        gen = trig.run()
+        try:
+            return await anext(gen)
+        finally:
+            await gen.aclose()
+
+    done = asyncio.run(first(trigger(end_from_trigger=True)))
+    assert isinstance(done, TaskSuccessEvent) and done.xcoms["return_value"]["orderNumber"] == ORDER
+    emulator.set_order_status("FR", ORDER, "Cancelled")
+    assert isinstance(asyncio.run(first(trigger(end_from_trigger=True))), TaskFailedEvent)

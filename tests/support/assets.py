@@ -113,13 +113,15 @@ class PrivateAirflow:
         return done.stdout + done.stderr
 
     @contextlib.contextmanager
-    def running(self) -> Iterator[Path]:
-        """API server + scheduler (LocalExecutor) until the block ends; yields the folder of their logs."""
+    def running(self, *more: str) -> Iterator[Path]:
+        """API server + scheduler (LocalExecutor) and ``more`` components (``"triggerer"``) until the block
+        ends; yields the folder of their logs."""
         procs = []
         try:
             for name, args in (
                 ("api-server", ["api-server", "--port", str(self.api_port), "--workers", "1"]),
                 ("scheduler", ["scheduler", "--skip-serve-logs"]),
+                *((component, [component]) for component in more),
             ):
                 with open(self.home / f"{name}.out", "wb") as out:
                     procs.append(
