@@ -31,7 +31,9 @@ def test_catalog_delta_event_triggers_the_asset_scheduled_consumer(emulator, sch
     airflow.must("dags", "unpause", CONSUMER)
     scheduled_on = rows(
         airflow.db,
-        "SELECT r.dag_id, a.name, a.uri FROM dag_schedule_asset_reference r JOIN asset a ON a.id = r.asset_id",
+        "SELECT r.dag_id, a.name, a.uri FROM dag_schedule_asset_reference r JOIN asset a ON a.id = r.asset_id "
+        "WHERE r.dag_id = ?",
+        CONSUMER,
     )
     assert [tuple(r) for r in scheduled_on] == [
         (CONSUMER, "schneider.product_catalog.SE-FR-0001/0012345678", CATALOG_URI)
