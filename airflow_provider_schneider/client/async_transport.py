@@ -24,9 +24,9 @@ from airflow_provider_schneider.client.transport import (
     READ_CHUNK,
     USER_AGENT,
     BodyTooLarge,
+    CappedBody,
     Exchange,
     TransportError,
-    refuse_declared_excess,
     tls_hint,
 )
 
@@ -79,17 +79,11 @@ def describe(exc: BaseException) -> TransportError:
 
 
 async def _read_body(response: aiohttp.ClientResponse, limit: int, *, strict: bool) -> bytes:
-    if strict:
-        refuse_declared_excess(response.headers, limit)
-    buffer = bytearray()
+    body = CappedBody(response.headers, limit, strict=strict)
     async for chunk in response.content.iter_chunked(READ_CHUNK):
-        buffer += chunk
-        if len(buffer) > limit:
-            if strict:
-                raise BodyTooLarge(limit)
-            del buffer[limit:]
+        if body.add(chunk):
             break
-    return bytes(buffer)
+    return body.value()
 
 
 async def _exchange_once(

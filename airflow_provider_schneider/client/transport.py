@@ -207,19 +207,37 @@ def refuse_declared_excess(headers: Mapping[str, str], limit: int) -> None:
         raise BodyTooLarge(limit, int(declared))
 
 
+class CappedBody:
+    """A decoded body as its chunks arrive, at most ``limit`` bytes: over it, :class:`BodyTooLarge`
+    (``strict``: a 2xx answer, refused even before a byte when its ``Content-Length`` says so) or cut."""
+
+    def __init__(self, headers: Mapping[str, str], limit: int, *, strict: bool):
+        if strict:
+            refuse_declared_excess(headers, limit)
+        self.limit, self.strict = limit, strict
+        self._buffer = bytearray()
+
+    def add(self, chunk: bytes) -> bool:
+        """Keep ``chunk``; ``True`` once no more is wanted (the cut body is complete)."""
+        self._buffer += chunk
+        if len(self._buffer) <= self.limit:
+            return False
+        if self.strict:
+            raise BodyTooLarge(self.limit)
+        del self._buffer[self.limit :]
+        return True
+
+    def value(self) -> bytes:
+        return bytes(self._buffer)
+
+
 def _read_body(response: requests.Response, limit: int, *, strict: bool) -> bytes:
     """The decoded body, at most ``limit`` bytes: over it, :class:`BodyTooLarge` (``strict``) or cut."""
-    if strict:
-        refuse_declared_excess(response.headers, limit)
-    buffer = bytearray()
+    body = CappedBody(response.headers, limit, strict=strict)
     for chunk in response.iter_content(READ_CHUNK):
-        buffer += chunk
-        if len(buffer) > limit:
-            if strict:
-                raise BodyTooLarge(limit)
-            del buffer[limit:]
+        if body.add(chunk):
             break
-    return bytes(buffer)
+    return body.value()
 
 
 def exchange(
