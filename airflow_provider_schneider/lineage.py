@@ -50,7 +50,43 @@ def operator_lineage(facts: Mapping[str, Any]) -> Any:
     if facts.get("output_uri"):
         out_namespace, out_name = output_dataset_name(facts["output_uri"])
         statistics = OutputStatisticsOutputDatasetFacet(rowCount=facts.get("records"), size=facts.get("bytes"))
+        schema = schema_facet(facts)
         outputs.append(
-            OutputDataset(namespace=out_namespace, name=out_name, outputFacets={"outputStatistics": statistics})
+            OutputDataset(
+                namespace=out_namespace,
+                name=out_name,
+                facets={"schema": schema} if schema is not None else {},
+                outputFacets={"outputStatistics": statistics},
+            )
         )
     return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def schema_facet(facts: Mapping[str, Any]) -> Any:
+    """OpenLineage's schema facet of the file: its columns and types; in a declared schema, each field's
+    description says its schema version and this pull's changes, and the undeclared fields kept in ``_extra``
+    are listed as its sub-fields."""
+    from airflow.providers.common.compat.openlineage.facet import SchemaDatasetFacet, SchemaDatasetFacetFields
+
+    columns: Mapping[str, str] = facts.get("columns") or {}
+    if not columns:
+        return None
+    version = (facts.get("schema") or {}).get("version")
+    changes: dict[str, list[str]] = {}
+    new_fields: list[Any] = []
+    for change in facts.get("schema_changes") or []:
+        top = str(change["field"]).split(".", 1)[0].split("[", 1)[0]
+        declared = f"declared {change['declared']}, " if change.get("declared") else ""
+        said = f"{change['change']}: {declared}sent {change['seen']} in {change['records']} records, {change['action']}"
+        if change["change"] == "new_field" and top == change["field"]:
+            new_fields.append(SchemaDatasetFacetFields(name=top, type=change["seen"], description=said))
+        else:
+            changes.setdefault(top, []).append(f"{change['field']} {said}")
+    fields = []
+    for name, kind in columns.items():
+        notes = ([f"schema {version}"] if version else []) + changes.get(name, [])
+        nested = new_fields if name == "_extra" and new_fields else None
+        fields.append(
+            SchemaDatasetFacetFields(name=name, type=kind, description="; ".join(notes) or None, fields=nested)
+        )
+    return SchemaDatasetFacet(fields=fields)
