@@ -63,30 +63,35 @@ def operator_lineage(facts: Mapping[str, Any]) -> Any:
 
 
 def schema_facet(facts: Mapping[str, Any]) -> Any:
-    """OpenLineage's schema facet of the file: its columns and types; in a declared schema, each field's
-    description says its schema version and this pull's changes, and the undeclared fields kept in ``_extra``
-    are listed as its sub-fields."""
+    """OpenLineage's schema facet of the file: its columns and types. With a declared schema, each column's
+    description names the schema version and this pull's changes to it; undeclared fields are listed where
+    they were kept: sub-fields of ``_extra`` (CSV, Parquet) or fields of the record (JSON Lines)."""
     from airflow.providers.common.compat.openlineage.facet import SchemaDatasetFacet, SchemaDatasetFacetFields
 
     columns: Mapping[str, str] = facts.get("columns") or {}
     if not columns:
         return None
     version = (facts.get("schema") or {}).get("version")
-    changes: dict[str, list[str]] = {}
-    new_fields: list[Any] = []
+    notes: dict[str, list[str]] = {name: [f"schema {version}"] if version else [] for name in columns}
+    in_extra: list[Any] = []
+    as_keys: list[Any] = []
     for change in facts.get("schema_changes") or []:
-        top = str(change["field"]).split(".", 1)[0].split("[", 1)[0]
+        path = str(change["field"])
+        top = path.split(".", 1)[0].split("[", 1)[0]
         declared = f"declared {change['declared']}, " if change.get("declared") else ""
         said = f"{change['change']}: {declared}sent {change['seen']} in {change['records']} records, {change['action']}"
-        if change["change"] == "new_field" and top == change["field"]:
-            new_fields.append(SchemaDatasetFacetFields(name=top, type=change["seen"], description=said))
+        if top in notes:
+            notes[top].append(f"{path} {said}" if path != top else said)
         else:
-            changes.setdefault(top, []).append(f"{change['field']} {said}")
-    fields = []
-    for name, kind in columns.items():
-        notes = ([f"schema {version}"] if version else []) + changes.get(name, [])
-        nested = new_fields if name == "_extra" and new_fields else None
-        fields.append(
-            SchemaDatasetFacetFields(name=name, type=kind, description="; ".join(notes) or None, fields=nested)
+            field = SchemaDatasetFacetFields(name=path, type=change["seen"], description=said)
+            (as_keys if change["action"] == "kept_as_key" else in_extra).append(field)
+    fields = [
+        SchemaDatasetFacetFields(
+            name=name,
+            type=kind,
+            description="; ".join(notes[name]) or None,
+            fields=in_extra if name == "_extra" and in_extra else None,
         )
-    return SchemaDatasetFacet(fields=fields)
+        for name, kind in columns.items()
+    ]
+    return SchemaDatasetFacet(fields=fields + as_keys)

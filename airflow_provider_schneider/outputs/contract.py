@@ -45,11 +45,12 @@ def seen_type(value: Any) -> str:
 
 
 class Conformer:
-    """Shapes records to ``schema`` (``row`` for CSV and Parquet, ``jsonl_record`` for JSON Lines) and
-    tallies conversions and differences. ``where`` (the task) starts a freeze error."""
+    """Shapes records to ``schema`` (``row`` for CSV and Parquet, ``jsonl_record`` for JSON Lines, where
+    ``keys_kept``) and tallies conversions and differences. ``where`` (the task) starts a freeze error."""
 
-    def __init__(self, schema: DatasetSchema, where: str):
+    def __init__(self, schema: DatasetSchema, where: str, *, keys_kept: bool = False):
         self.schema = schema
+        self.keys_kept = keys_kept
         self.where = where
         self.columns = dict(schema.columns)
         self.contract = schema.contract
@@ -247,6 +248,8 @@ class Conformer:
             entry["seen"] = seen
             entry["records"] = records
             entry["action"] = "converted" if change == "converted" else action
+            if action == "kept_in_extra" and self.keys_kept and change == "new_field" and path == path.split(".")[0]:
+                entry["action"] = "kept_as_key"  # JSON Lines: a top-level field needs no column
             listed.append(entry)
         if self.records:
             for name, present in self._present.items():

@@ -126,7 +126,8 @@ class RecordWriter:
         self._raw: Any = None
         self._part_path: Any = None
         self._part_records = 0
-        self._conformer = Conformer(spec.schema, task or where) if spec.schema is not None else None
+        jsonl = spec.output_format == "jsonl"
+        self._conformer = Conformer(spec.schema, task or where, keys_kept=jsonl) if spec.schema is not None else None
         self._declared: Callable[[CountingHasher], PartEncoder] | None = None
 
     # -- records in -----------------------------------------------------------------------------------------
