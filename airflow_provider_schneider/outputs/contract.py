@@ -75,12 +75,23 @@ class Conformer:
         return row
 
     def jsonl_record(self, record: Any) -> dict[str, Any]:
-        """The record with its declared fields conformed, undeclared fields kept as keys (``evolve``), and
-        ``_extra`` holding the raw values that did not fit, when any."""
+        """The record as sent (its keys, in its order), declared fields in their declared type, undeclared
+        fields kept (``evolve``), and ``_extra`` holding the raw values that did not fit, when any. A declared
+        field the record lacks stays absent: JSON needs no null to say so."""
         source = record if isinstance(record, dict) else {"value": record}
-        row, extra = self._declared(source)
+        self._start()
+        row: dict[str, Any] = {}
+        extra: dict[str, Any] | None = None
+        columns = self.columns
         for name, value in source.items():
-            if name not in self.columns and self._undeclared(str(name), value):
+            kind = columns.get(name)
+            if kind is not None:
+                self._present[name] += 1
+                row[name], how = self._fit(value, kind, name)
+                if how == _MISFIT and self.contract == "evolve":
+                    extra = extra or {}
+                    extra[name] = value
+            elif self._undeclared(str(name), value):
                 if name == EXTRA_COLUMN:  # the API's own ``_extra`` field: kept inside ours, never replaced
                     extra = extra or {}
                     extra[name] = value
@@ -90,9 +101,12 @@ class Conformer:
             row[EXTRA_COLUMN] = repaired(extra, self.fixes)
         return row
 
-    def _declared(self, source: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def _start(self) -> None:
         self.records += 1
         self._counted.clear()
+
+    def _declared(self, source: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        self._start()
         row: dict[str, Any] = {}
         extra: dict[str, Any] | None = None
         for name, kind in self.columns.items():
