@@ -37,18 +37,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from pull_throughput import peak_rss_kib, prepare_environment, task_context  # noqa: E402
 
 from airflow_provider_schneider.emulator.client import EmulatorProcess  # noqa: E402
+from airflow_provider_schneider.emulator.order_data import UNDECLARED_ORDER_FIELDS  # noqa: E402
 
 ORDERS_PATH = "/v1/supply-chain/partner-order-status/orders/FR"
 #: Every field of the emulator's orders declared (Order Status declares three; a DAG adds the rest): the
 #: declared rows write the same typed columns as the inferred ones, so the two compare like for like.
-ORDER_HINTS = {
-    "orderDate": "string",
-    "customerPurchaseOrder": "string",
-    "totalAmount": "double",
-    "currency": "string",
-    "country": "string",
-    "numberOfLines": "bigint",
-}
+ORDER_HINTS = UNDECLARED_ORDER_FIELDS
 FORMATS = {
     "jsonl": {"output_format": "jsonl"},
     "jsonl.gz": {"output_format": "jsonl", "compression": "gzip"},

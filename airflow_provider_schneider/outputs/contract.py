@@ -27,8 +27,8 @@ from typing import Any
 
 from airflow_provider_schneider.exceptions import SchneiderSchemaError
 from airflow_provider_schneider.outputs.declared import EXTRA_COLUMN, DatasetSchema, type_text
-from airflow_provider_schneider.outputs.encoders import DataFixes, repaired
-from airflow_provider_schneider.outputs.schema import Kind, kind_of
+from airflow_provider_schneider.outputs.encoders import DataFixes, repaired, strict_json
+from airflow_provider_schneider.outputs.schema import Kind, json_text, kind_of
 
 _INT64 = 1 << 63
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -39,9 +39,17 @@ _INTEGER = re.compile(r"^\s*[-+]?\d+\s*$")
 _FITS, _CONVERTED, _MISFIT = 0, 1, 2
 
 
+_SCALAR_TYPES = {str: "string", bool: "boolean", float: "double", type(None): "null"}
+
+
 def seen_type(value: Any) -> str:
     """The JSON type of a received value, as a change names it (``string``, ``bigint``, ``list<double>``)."""
-    return type_text(kind_of(value)) if value is not None else "null"
+    scalar = _SCALAR_TYPES.get(type(value))
+    if scalar is not None:
+        return scalar
+    if type(value) is int and -_INT64 <= value < _INT64:
+        return "bigint"
+    return type_text(kind_of(value))
 
 
 class Conformer:
@@ -64,15 +72,26 @@ class Conformer:
     # -- records --------------------------------------------------------------------------------------------
 
     def row(self, record: Any) -> dict[str, Any]:
-        """The declared columns (null when missing) and ``_extra``: what the record holds beyond them."""
+        """The declared columns (null when missing) and ``_extra``: what the record holds beyond them, as
+        the text of one strict JSON object."""
         source = record if isinstance(record, dict) else {"value": record}
         row, extra = self._declared(source)
         for name, value in source.items():
             if name not in self.columns and self._undeclared(str(name), value):
                 extra = extra or {}
                 extra[name] = value
-        row[EXTRA_COLUMN] = repaired(extra, self.fixes) if extra else None
+        row[EXTRA_COLUMN] = self._json_text(extra) if extra else None
         return row
+
+    def _json_text(self, value: Any) -> str:
+        """``value`` as strict JSON text in one call; repaired (and counted) only when it has to be."""
+        try:
+            text = strict_json(value)
+        except ValueError:  # NaN or Infinity somewhere
+            return json_text(repaired(value, self.fixes))
+        if not text.isascii() and _SURROGATE.search(text):
+            return json_text(repaired(value, self.fixes))
+        return text
 
     def jsonl_record(self, record: Any) -> dict[str, Any]:
         """The record as sent (its keys, in its order), declared fields in their declared type, undeclared
@@ -123,8 +142,14 @@ class Conformer:
         return row, extra
 
     def _undeclared(self, name: str, value: Any) -> bool:
-        """Note a field the declaration does not name; whether the record keeps it (``evolve``)."""
-        self._note(name, "new_field", "", seen_type(value))
+        """Note a field the declaration does not name; whether the record keeps it (``evolve``). A record's
+        top-level names are unique, so the tally needs no per-record check (the common case: a thin
+        declaration meets its undeclared fields in every record)."""
+        key = (name, "new_field", "", seen_type(value))
+        if self.contract == "freeze":
+            self._note(*key)
+        tally = self._tally
+        tally[key] = tally.get(key, 0) + 1
         if self.contract == "discard_value":
             self.discarded += 1
             return False

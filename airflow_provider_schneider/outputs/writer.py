@@ -265,7 +265,7 @@ class RecordWriter:
         from airflow_provider_schneider.outputs.parquet import ROW_GROUP_RECORDS, ParquetEncoder
         from airflow_provider_schneider.outputs.schema import Kind
 
-        kinds = {**schema.columns, EXTRA_COLUMN: Kind("json")}
+        kinds = {**schema.columns, EXTRA_COLUMN: Kind("string")}  # the conformer writes it as JSON text
         rows_per_group = min(self.spec.max_records_per_file or ROW_GROUP_RECORDS, ROW_GROUP_RECORDS)
         return lambda stream: ParquetEncoder(stream, compression, kinds, row_group_records=rows_per_group)
 

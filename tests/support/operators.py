@@ -14,18 +14,12 @@ from urllib.parse import urlsplit
 
 import pendulum
 
+from airflow_provider_schneider.emulator.order_data import UNDECLARED_ORDER_FIELDS
 from tests.support.dagrun import DagRunResult
 
 #: The emulator's order fields beyond the ones Order Status declares (a DAG declares them with schema_hints):
 #: with these, a CSV or Parquet pull holds each order exactly, and ``_extra`` is null.
-ORDER_HINTS = {
-    "orderDate": "string",
-    "customerPurchaseOrder": "string",
-    "totalAmount": "double",
-    "currency": "string",
-    "country": "string",
-    "numberOfLines": "bigint",
-}
+ORDER_HINTS = UNDECLARED_ORDER_FIELDS
 #: The same for the emulator's catalog items (detail mode).
 PRODUCT_HINTS = {
     "description": "string",

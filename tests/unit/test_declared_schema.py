@@ -113,7 +113,7 @@ def test_evolve_keeps_what_does_not_fit_in_extra():
     record = {"qty": "n/a", "lines": [{"sku": "A", "q": 1}, {"sku": "B", "q": 2, "lot": 7}], "promo": "X"}
     row = conformer.row(record)
     assert row["qty"] is None and row["lines"] == [{"sku": "A", "q": 1.0}, {"sku": "B", "q": 2.0}]
-    assert json.loads(json.dumps(row["_extra"])) == {"qty": "n/a", "lines": record["lines"], "promo": "X"}
+    assert json.loads(row["_extra"]) == {"qty": "n/a", "lines": record["lines"], "promo": "X"}  # strict JSON text
     listed = {(c["field"], c["change"]): c["action"] for c in conformer.changes()}
     assert listed == {
         ("qty", "type_mismatch"): "kept_in_extra",
@@ -180,8 +180,10 @@ def test_a_field_missing_from_every_record_is_listed():
 def test_strings_and_numbers_are_repaired_as_in_json_lines():
     conformer = Conformer(schema(name="string", qty="double", raw="json"), "pull")
     row = conformer.row({"name": "a\ud800b", "qty": float("nan"), "raw": {"x": float("inf")}, "extra": "\udcff"})
-    assert row == {"name": "a\ufffdb", "qty": None, "raw": {"x": None}, "_extra": {"extra": "\ufffd"}}
+    assert row == {"name": "a\ufffdb", "qty": None, "raw": {"x": None}, "_extra": '{"extra":"\ufffd"}'}
     assert conformer.fixes.as_dict() == {"lone_surrogates": 2, "non_finite_numbers": 2}
+    assert conformer.row({"more": [1.5, float("-inf")]})["_extra"] == '{"more":[1.5,null]}'  # strict JSON
+    assert conformer.fixes.non_finite_numbers == 3
 
 
 @pytest.mark.parametrize(
