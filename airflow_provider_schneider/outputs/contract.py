@@ -35,6 +35,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 _INTEGER = re.compile(r"^\s*[-+]?\d+\s*$")
+#: Distinct differences (field path, change, types) counted per pull: fields named by data (an id per key)
+#: would otherwise grow the tally with the records; past it, occurrences are only counted.
+MAX_TRACKED_CHANGES = 1_000
+#: Differences listed in the manifest (most records first): it travels through XCom.
+MAX_LISTED_CHANGES = 100
 #: A value fits as is; it was converted losslessly; it does not fit.
 _FITS, _CONVERTED, _MISFIT = 0, 1, 2
 
@@ -68,6 +73,7 @@ class Conformer:
         self._present = dict.fromkeys(self.columns, 0)
         self._tally: dict[tuple[str, str, str, str], int] = {}
         self._counted: set[tuple[str, str, str, str]] = set()  # differences already counted for this record
+        self._untracked = 0  # occurrences of differences past MAX_TRACKED_CHANGES
 
     # -- records --------------------------------------------------------------------------------------------
 
@@ -148,8 +154,7 @@ class Conformer:
         key = (name, "new_field", "", seen_type(value))
         if self.contract == "freeze":
             self._note(*key)
-        tally = self._tally
-        tally[key] = tally.get(key, 0) + 1
+        self._count(key)
         if self.contract == "discard_value":
             self.discarded += 1
             return False
@@ -260,7 +265,16 @@ class Conformer:
             raise SchneiderSchemaError(self._freeze_message(path, change, declared, seen))
         if key not in self._counted:  # records, not values: a list of 20 lines with one change counts once
             self._counted.add(key)
-            self._tally[key] = self._tally.get(key, 0) + 1
+            self._count(key)
+
+    def _count(self, key: tuple[str, str, str, str]) -> None:
+        tally = self._tally
+        if key in tally:
+            tally[key] += 1
+        elif len(tally) < MAX_TRACKED_CHANGES:
+            tally[key] = 1
+        else:
+            self._untracked += 1
 
     def _freeze_message(self, path: str, change: str, declared: str, seen: str) -> str:
         what = (
@@ -275,12 +289,21 @@ class Conformer:
 
     # -- what happened --------------------------------------------------------------------------------------
 
+    def omitted_changes(self) -> dict[str, int] | None:
+        """What :meth:`changes` leaves out: distinct differences counted but not listed, and occurrences of
+        differences past the tally's bound; ``None`` when nothing."""
+        not_listed = max(0, len(self._tally) - MAX_LISTED_CHANGES)
+        if not (not_listed or self._untracked):
+            return None
+        return {"not_listed": not_listed, "untracked": self._untracked}
+
     def changes(self) -> list[dict[str, Any]]:
         """Every difference from the declaration, per field: ``change`` (``new_field``, ``type_mismatch``,
         ``converted``, ``missing``), types, the records it touched and what was done."""
         action = {"evolve": "kept_in_extra", "discard_value": "discarded", "freeze": "failed"}[self.contract]
         listed = []
-        for (path, change, declared, seen), records in sorted(self._tally.items()):
+        ranked = sorted(self._tally.items(), key=lambda item: (-item[1], item[0]))[:MAX_LISTED_CHANGES]
+        for (path, change, declared, seen), records in sorted(ranked):
             entry: dict[str, Any] = {"field": path, "change": change}
             if declared:
                 entry["declared"] = declared

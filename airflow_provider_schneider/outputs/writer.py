@@ -334,6 +334,9 @@ class RecordWriter:
             assert self.spec.schema is not None
             manifest["schema"] = {"mode": "declared", **self.spec.schema.as_dict()}
             manifest["schema_changes"] = conformer.changes()
+            omitted = conformer.omitted_changes()
+            if omitted:  # fields named by data: the list is bounded, the rest counted
+                manifest["schema_changes_omitted"] = omitted
             if conformer.discarded:
                 manifest["values_discarded"] = conformer.discarded
         else:

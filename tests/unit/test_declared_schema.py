@@ -8,7 +8,7 @@ import json
 import pytest
 
 from airflow_provider_schneider.exceptions import SchneiderConfigError, SchneiderSchemaError
-from airflow_provider_schneider.outputs.contract import Conformer
+from airflow_provider_schneider.outputs.contract import MAX_LISTED_CHANGES, MAX_TRACKED_CHANGES, Conformer
 from airflow_provider_schneider.outputs.declared import DatasetSchema, dataset_schema, parse_type, type_text
 from airflow_provider_schneider.pulls.naming import partition_key
 from airflow_provider_schneider.pulls.target import checked_dataset_schema
@@ -199,3 +199,17 @@ def test_hive_partitions_name_the_day_and_never_share_one(key, partition):
     import pendulum
 
     assert partition_key(key, {"logical_date": pendulum.datetime(2026, 11, 5, 10)}) == partition
+
+
+def test_changes_keyed_by_data_stay_bounded():
+    """Undeclared fields named by data (an id per key) must not grow the tally or the manifest without end."""
+    conformer = Conformer(schema(id="string", stock="struct<total: double>"), "pull")
+    for i in range(5_000):
+        conformer.row({"id": str(i), f"sku-{i}": 1, "stock": {"total": 1, f"warehouse-{i}": 2}})
+    listed = conformer.changes()
+    assert len(listed) == MAX_LISTED_CHANGES
+    assert conformer.omitted_changes() == {
+        "not_listed": MAX_TRACKED_CHANGES - MAX_LISTED_CHANGES,  # tracked, counted, not in the manifest
+        "untracked": 10_000 - MAX_TRACKED_CHANGES,  # field occurrences past the tally's bound
+    }
+    assert all(change["change"] == "new_field" and change["records"] == 1 for change in listed)
