@@ -63,6 +63,7 @@ EVENT_EXTRA_KEYS = (
     "change_type",
     "watermark",
     "watermark_key",
+    "schema",  # mode, version and fingerprint of the file schema: a consumer sees a new one before reading
 )
 
 _TEMPLATE_MARKS = ("{{", "{%", "{#")

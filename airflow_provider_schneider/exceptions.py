@@ -30,6 +30,7 @@ __all__ = [
     "SchneiderOrderStatusFailed",
     "SchneiderPermissionError",
     "SchneiderResponseError",
+    "SchneiderSchemaError",
     "SchneiderStorageError",
     "SchneiderTokenEndpointError",
 ]
@@ -117,6 +118,11 @@ class SchneiderTokenEndpointError(SchneiderError):
 
 class SchneiderBusinessError(SchneiderError):
     """A 200 response that carries ``errorMessages`` (Net Price, Order Entry) when the caller asked to fail."""
+
+
+class SchneiderSchemaError(SchneiderError, AirflowFailException):
+    """Records that break a ``schema_contract="freeze"``: the API changed, so a retry would fail the same; the
+    message names the task, the field, its declared and its received type. Nothing was committed."""
 
 
 class SchneiderStorageError(SchneiderError):

@@ -50,7 +50,48 @@ def operator_lineage(facts: Mapping[str, Any]) -> Any:
     if facts.get("output_uri"):
         out_namespace, out_name = output_dataset_name(facts["output_uri"])
         statistics = OutputStatisticsOutputDatasetFacet(rowCount=facts.get("records"), size=facts.get("bytes"))
+        schema = schema_facet(facts)
         outputs.append(
-            OutputDataset(namespace=out_namespace, name=out_name, outputFacets={"outputStatistics": statistics})
+            OutputDataset(
+                namespace=out_namespace,
+                name=out_name,
+                facets={"schema": schema} if schema is not None else {},
+                outputFacets={"outputStatistics": statistics},
+            )
         )
     return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def schema_facet(facts: Mapping[str, Any]) -> Any:
+    """OpenLineage's schema facet of the file: its columns and types. With a declared schema, each column's
+    description names the schema version and this pull's changes to it; undeclared fields are listed where
+    they were kept: sub-fields of ``_extra`` (CSV, Parquet) or fields of the record (JSON Lines)."""
+    from airflow.providers.common.compat.openlineage.facet import SchemaDatasetFacet, SchemaDatasetFacetFields
+
+    columns: Mapping[str, str] = facts.get("columns") or {}
+    if not columns:
+        return None
+    version = (facts.get("schema") or {}).get("version")
+    notes: dict[str, list[str]] = {name: [f"schema {version}"] if version else [] for name in columns}
+    in_extra: list[Any] = []
+    as_keys: list[Any] = []
+    for change in facts.get("schema_changes") or []:
+        path = str(change["field"])
+        top = path.split(".", 1)[0].split("[", 1)[0]
+        declared = f"declared {change['declared']}, " if change.get("declared") else ""
+        said = f"{change['change']}: {declared}sent {change['seen']} in {change['records']} records, {change['action']}"
+        if top in notes:
+            notes[top].append(f"{path} {said}" if path != top else said)
+        else:
+            field = SchemaDatasetFacetFields(name=path, type=change["seen"], description=said)
+            (as_keys if change["action"] == "kept_as_key" else in_extra).append(field)
+    fields = [
+        SchemaDatasetFacetFields(
+            name=name,
+            type=kind,
+            description="; ".join(notes[name]) or None,
+            fields=in_extra if name == "_extra" and in_extra else None,
+        )
+        for name, kind in columns.items()
+    ]
+    return SchemaDatasetFacet(fields=fields + as_keys)

@@ -71,6 +71,10 @@ class Resource:
         the record (an object) or the record list (a JSON array).
     :param pagination: ``page_number`` (``page``/``page-size``, stop on ``totalNumberOfPages``) or ``single``.
     :param required_params: query parameters the API rejects a call without (checked after templating).
+    :param record_schema: the declared record fields (name -> type text, see
+        :mod:`airflow_provider_schneider.outputs.declared`), from the published facts only; ``None`` where
+        the API's record is not documented (the columns are then inferred per pull).
+    :param schema_version: bumped whenever ``record_schema`` changes (a new file schema).
     """
 
     name: str
@@ -80,6 +84,8 @@ class Resource:
     method: str = "GET"
     required_params: tuple[str, ...] = ()
     max_page_size: int | None = None
+    record_schema: Mapping[str, Any] | None = None
+    schema_version: int = 1
 
     def __post_init__(self) -> None:
         if self.pagination not in PAGINATION_STYLES:
@@ -108,6 +114,46 @@ class Resource:
 
 _CATALOG_IDS = ("supplierid", "supplierid-type", "customerid", "customerid-type")
 
+# Declared record schemas: the documented fields only (shared/schneider_apis.md, section 2); ids and codes as
+# text, amounts and quantities as doubles, dates as the ISO text the API sends (their format is not
+# published). ``productReference`` is the fan-out's own field (the product each answer is for).
+#: Orders: the fields the API filters on (``order-number``, ``order-status``, ``purchaser-id``); the rest of
+#: an order is not published and lands in ``_extra`` unless a DAG declares it (``schema_hints``).
+ORDER_FIELDS = {"orderNumber": "string", "orderStatus": "string", "purchaserId": "string"}
+#: Catalog items in list mode hold ``identifiers: {commercialReference, gtin}``.
+CATALOG_FIELDS = {"identifiers": "struct<commercialReference: string, gtin: string>"}
+AVAILABILITY_FIELDS = {
+    "productReference": "string",
+    "deliveryDate": "string",
+    "shortage": "boolean",
+    "currLeadTime": "bigint",
+}
+NET_PRICE_FIELDS = {
+    "productReference": "string",
+    "catalogNumber": "string",
+    "productNumber": "string",
+    "productDescription": "string",
+    "quantity": "double",
+    "listPrice": "double",
+    "netPrice": "double",
+    "netPriceUOM": "string",
+    "totalNetPrice": "double",
+    "currencyCode": "string",
+    "priceDate": "string",
+    "materialPriceGroup": "string",
+    "standardLeadTime": "string",
+    "minOrderQuantity": "double",
+    "promiseQuantity": "double",
+    "errorMessages": "list<json>",
+    "warningMessages": "list<json>",
+}
+QUOTE_LINE_FIELDS = {
+    "quoteLineId": "string",
+    "catalogNumber": "string",
+    "totalOrderQuantity": "double",
+    "itemDescription": "string",
+}
+
 RESOURCES: dict[str, Resource] = {
     r.name: r
     for r in (
@@ -118,6 +164,7 @@ RESOURCES: dict[str, Resource] = {
             records_field="orderList",
             pagination=PAGE_NUMBER,
             max_page_size=100,
+            record_schema=ORDER_FIELDS,
         ),
         # Older Order Status variant (200 orders per page).
         Resource(
@@ -126,6 +173,7 @@ RESOURCES: dict[str, Resource] = {
             records_field="orderList",
             pagination=PAGE_NUMBER,
             max_page_size=200,
+            record_schema=ORDER_FIELDS,
         ),
         # Product Catalog v2: full scope, detail or delta (date-of-reference + change-type).
         Resource(
@@ -133,6 +181,7 @@ RESOURCES: dict[str, Resource] = {
             "/v2/reference-data/product/product-catalog/products",
             records_field="products",
             required_params=_CATALOG_IDS,
+            record_schema=CATALOG_FIELDS,
         ),
         # Product Catalog v1.
         Resource(
@@ -140,6 +189,7 @@ RESOURCES: dict[str, Resource] = {
             "/v1/reference-data/product/product-catalog/products",
             records_field="products",
             required_params=_CATALOG_IDS,
+            record_schema=CATALOG_FIELDS,
         ),
         # Product Stock Level Checker v1.1, one product per call.
         Resource(
@@ -160,6 +210,7 @@ RESOURCES: dict[str, Resource] = {
             "/v2/sales-operation/product-availability/products/{product_reference}",
             records_field=None,
             required_params=("quantity",),
+            record_schema=AVAILABILITY_FIELDS,
         ),
         # Product Net Price v1.0; business errors arrive inside a 200 (errorMessages).
         Resource(
@@ -167,6 +218,7 @@ RESOURCES: dict[str, Resource] = {
             "/v1/customer-journey/distributor/product-netprice/product-reference",
             records_field=None,
             required_params=("catalog-number", "quantity"),
+            record_schema=NET_PRICE_FIELDS,
         ),
         # Distributor Quote v1.0: quote header and lines.
         Resource(
@@ -174,6 +226,7 @@ RESOURCES: dict[str, Resource] = {
             # The base path is not published; assumed (pass ``endpoint`` to the generic operator otherwise).
             "/v1/customer-journey/distributor/quote/quotelines/{quote_number}",
             records_field="quoteLines",
+            record_schema=QUOTE_LINE_FIELDS,
         ),
     )
 }

@@ -11,6 +11,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from .drift import DRIFT_STYLES
+
 EXPIRES_IN_STYLES = ("int", "string", "missing")
 PAGE_SIZE_OVER_MAX = ("error", "clamp")
 DELTA_SEMANTICS = ("since", "on")
@@ -39,6 +41,7 @@ KNOBS = (
     "client_secret",
     "api_key",
     "today",
+    "drift",
     "profile",
     "required_scope",
     "removed_orders",
@@ -69,6 +72,8 @@ class EmulatorConfig:
     path_substitutions: Mapping[str, str] = dataclasses.field(default_factory=dict)
     accept_api_key: bool = True
     today: dt.date | None = None
+    #: ``daily``: order records drift by the day ``today`` names (:mod:`.drift`); ``none``: they never do.
+    drift: str = "none"
     profile: str = "default"
     required_scope: str | None = None
     #: Order numbers deleted since startup: listings skip them, so every later order moves up one place
@@ -137,6 +142,7 @@ def _problems(cfg: EmulatorConfig) -> list[str]:
             out.append(f"{name} must be a string")
     choices = (
         ("expires_in_style", EXPIRES_IN_STYLES),
+        ("drift", DRIFT_STYLES),
         ("page_size_over_max", PAGE_SIZE_OVER_MAX),
         ("delta_semantics", DELTA_SEMANTICS),
         ("profile", PROFILES),

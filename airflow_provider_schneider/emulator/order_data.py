@@ -12,6 +12,16 @@ import hashlib
 
 from .seeded import BASE_DATE, _digest, _num
 
+#: The emulator's order fields that Order Status's declared schema does not name (the API does not publish
+#: them), with their types: what a DAG pulling from the emulator declares with ``schema_hints``.
+UNDECLARED_ORDER_FIELDS = {
+    "orderDate": "string",
+    "customerPurchaseOrder": "string",
+    "totalAmount": "double",
+    "currency": "string",
+    "country": "string",
+    "numberOfLines": "bigint",
+}
 ORDER_STATUSES = ("Open", "In Progress", "Partially Shipped", "Shipped", "Invoiced", "Cancelled")
 PURCHASERS_PER_COUNTRY = 6
 _CURRENCIES = {

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from . import data
+from .drift import drifted_order
 from .errors import invalid_field
 from .routing import Request, Response
 from .state import EmulatorState
@@ -61,6 +62,7 @@ def _filter(state: EmulatorState, req: Request, country: str) -> tuple[range, Bu
         total = 0
     indexes = data.order_indexes(country, prefix, total) if prefix is not None else range(total)
     removed = set(state.config.removed_orders)
+    drift_day = state.today() if state.config.drift == "daily" else None
 
     def build(index: int) -> dict[str, object] | None:
         number = data.order_number(country, index)
@@ -75,7 +77,7 @@ def _filter(state: EmulatorState, req: Request, country: str) -> tuple[range, Bu
         record = data.order(seed, country, index)
         if number in overrides:
             record["orderStatus"] = overrides[number]
-        return record
+        return record if drift_day is None else drifted_order(record, drift_day, index)
 
     return indexes, build
 

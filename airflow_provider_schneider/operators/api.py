@@ -88,6 +88,7 @@ class SchneiderApiOperator(SchneiderBaseOperator):
             raise SchneiderConfigError(f"{self.task_id}: paginate=True needs records_field")
         if self.paginate and self.method != "GET":
             raise SchneiderConfigError(f"{self.task_id}: pagination is only supported for GET")
+        _ = self.dataset_schema  # a schema_hints or schema_contract error fails the DAG's parse
         self.declare_default_assets()
 
     # -- assets (parse time: only plain, non-templated arguments scope an asset) -----------------------------
@@ -119,6 +120,10 @@ class SchneiderApiOperator(SchneiderBaseOperator):
             kwargs.get("query") or {},
             kwargs.get("schneider_conn_id") or DEFAULT_CONN_ID,
         )
+
+    def declared_resource(self) -> Resource | None:
+        """The catalog entry's record schema applies to its own path, not to an explicit ``endpoint``."""
+        return None if self.endpoint else self.catalog_entry
 
     def default_asset(self) -> Any:
         return self.asset_for(self.resource, self.endpoint, self.path_params, self.query, self.schneider_conn_id)

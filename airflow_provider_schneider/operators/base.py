@@ -24,13 +24,10 @@ from airflow_provider_schneider.config.settings import DEFAULT_CONN_ID
 from airflow_provider_schneider.exceptions import SchneiderResponseError
 from airflow_provider_schneider.operators.pool import warn_without_pool, with_default_pool
 from airflow_provider_schneider.pulls.arguments import max_age_seconds
-from airflow_provider_schneider.pulls.naming import interval_key, map_index_of, task_key, try_number_of
+from airflow_provider_schneider.pulls.naming import interval_key, map_index_of
 from airflow_provider_schneider.pulls.plan import Call, PullPlan, PullResult, PullStats
 from airflow_provider_schneider.pulls.report import end_line, log_repairs, start_line
-from airflow_provider_schneider.pulls.target import (
-    checked_output_options,
-    output_spec,
-)
+from airflow_provider_schneider.pulls.target import checked_dataset_schema, checked_output_options, output_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -70,6 +67,15 @@ class SchneiderBaseOperator(BaseOperator):
         target is then a folder of ``part-00000<extension>``, ``part-00001...``.
     :param max_bytes_per_file: split once a part holds this many stored bytes (a part may overshoot by one
         record, or for parquet by one row group).
+    :param output_layout: ``"default"`` (one file per interval, named as above) or ``"hive"``: a partition
+        folder per interval, ``{output_base}/{dag_id}/{task_id}/dt=YYYY-MM-DD/[{name}={value}/]part-00000<ext>``,
+        so one hive-partitioned read covers a whole backfill; a rerun replaces its partition atomically.
+    :param schema_contract: what records that differ from the declared schema do (docs/outputs.md):
+        ``"evolve"`` (default: converted where lossless, the rest kept in ``_extra``), ``"freeze"`` (any
+        difference fails the pull before anything is committed) or ``"discard_value"`` (null, counted).
+    :param schema_hints: field name -> type (``"double"``, ``"list<struct<sku: string>>"``...), added to (or
+        replacing types of) the resource's declared schema; with an ``endpoint`` and no hints, the columns
+        are inferred from each pull's records.
     :param csv_escape_formulas: CSV only: a string cell or header starting with ``=``, ``+``, ``-``, ``@``, tab
         or carriage return gets a leading ``'`` (OWASP's rule against formula injection in spreadsheets).
     :param resumable: a retry of a paginated pull continues after the pages its failed try staged (Airflow
@@ -106,6 +112,9 @@ class SchneiderBaseOperator(BaseOperator):
         max_records_per_file: int | None = None,
         max_bytes_per_file: int | None = None,
         csv_escape_formulas: bool = False,
+        output_layout: str = "default",
+        schema_contract: str = "evolve",
+        schema_hints: Mapping[str, Any] | None = None,
         resumable: bool | None = None,
         resume_max_age: float | dt.timedelta = dt.timedelta(hours=12),
         storage_conn_id: str | None = None,
@@ -123,7 +132,13 @@ class SchneiderBaseOperator(BaseOperator):
         self._outlets_given = "outlets" in given
         self._inlets_given = "inlets" in given
         checked_output_options(
-            self.task_id, output_format, compression, max_records_per_file, max_bytes_per_file, csv_escape_formulas
+            self.task_id,
+            output_format,
+            compression,
+            max_records_per_file,
+            max_bytes_per_file,
+            csv_escape_formulas,
+            output_layout,
         )
         max_age_seconds(resume_max_age, self.task_id)
         self.schneider_conn_id = schneider_conn_id
@@ -134,6 +149,9 @@ class SchneiderBaseOperator(BaseOperator):
         self.max_records_per_file = max_records_per_file
         self.max_bytes_per_file = max_bytes_per_file
         self.csv_escape_formulas = csv_escape_formulas
+        self.output_layout = output_layout
+        self.schema_contract = schema_contract
+        self.schema_hints = dict(schema_hints) if schema_hints is not None else None
         self.resumable = resumable
         self.resume_max_age = resume_max_age
         self.storage_conn_id = storage_conn_id
@@ -162,6 +180,15 @@ class SchneiderBaseOperator(BaseOperator):
     def manifest_facts(self, plan: PullPlan, stats: PullStats) -> dict[str, Any]:
         """Secret-free facts about what was pulled, added to the manifest."""
         return {}
+
+    def declared_resource(self) -> Any:
+        """The catalog entry whose declared record schema the output follows (``None``: none)."""
+        return None
+
+    @property
+    def dataset_schema(self) -> Any:
+        """The declared schema of this task's output (resource + ``schema_hints``), or ``None`` (inferred)."""
+        return checked_dataset_schema(self.task_id, self.declared_resource(), self.schema_hints, self.schema_contract)
 
     def after_pull(self, context: Context, plan: PullPlan) -> None:
         """Runs last, once the output is in place and the asset events annotated (a failed pull never gets here)."""
@@ -340,45 +367,9 @@ class SchneiderBaseOperator(BaseOperator):
         }
 
     def _write(self, hook: SchneiderHook, plan: PullPlan, stats: PullStats, context: Context) -> dict[str, Any]:
-        from airflow_provider_schneider.outputs.writer import RecordWriter
-        from airflow_provider_schneider.pulls.runner import write_pull
-        from airflow_provider_schneider.pulls.tries import resumable_pull, retry_follows
+        from airflow_provider_schneider.operators.writing import write_output
 
-        spec = self.output_spec(context, plan)
-        if spec.output_format == "parquet":
-            from airflow_provider_schneider.outputs.parquet import require_pyarrow
-
-            require_pyarrow(self.task_id)  # before any call, not after an hour of pulling
-        from airflow_provider_schneider.outputs.location import shown_uri
-        from airflow_provider_schneider.outputs.storage import TaskTry
-
-        field = "output_path" if self.output_path else "output_base"
-        task_try = TaskTry(task_key(context), try_number_of(context))
-        writer = RecordWriter(spec, where=f"{self.task_id}: {field}", task_try=task_try)
-        secrets = hook.settings.secrets
-        resume = resumable_pull(self, context, plan, writer.target, secrets[0] if secrets else None)
-        self.log.info("Pulling into %s (written atomically when the pull completes)", shown_uri(writer.target))
-        output = write_pull(
-            lambda: self.iter_records(hook, plan, stats, resume),
-            writer,
-            resume,
-            lambda error: retry_follows(context, error),
-        )
-        if self.item_policy() is not None:
-            from airflow_provider_schneider.outputs.sidecar import write_failed_items
-
-            sidecar = write_failed_items(writer.target, stats.failed, writer.tag)
-            if sidecar:
-                output["failed_items_uri"] = sidecar
-        stats.finish()
-        if resume is not None and resume.adopted:
-            stats.snapshot_at = resume.staged_since  # the adopted pages describe the failed try's moment
-        manifest = self.build_manifest(plan, stats, context, output)
-        log_repairs(self.log, manifest)
-        parts = f"{len(manifest['parts'])} parts, " if spec.split else ""
-        detail = f", {parts}{manifest['bytes']} bytes, sha256 {manifest['sha256'][:12]}, to {manifest['uri']}"
-        self.log.info("%s", end_line("Wrote", plan, stats, manifest, detail))
-        return manifest
+        return write_output(self, hook, plan, stats, context)
 
 
 class _HookSource:

@@ -92,6 +92,7 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
         self.query = dict(query or {})
         self.on_not_found = on_not_found
         self.path_substitutions = path_substitutions
+        _ = self.dataset_schema  # a schema_hints or schema_contract error fails the DAG's parse
         self.declare_default_assets()
 
     @classmethod
@@ -136,6 +137,9 @@ class _ProductFanOutOperator(SchneiderBaseOperator):
             if err.status == 404 and self.on_not_found == "skip":
                 return None
             raise
+
+    def declared_resource(self) -> Any:
+        return get_resource(self.resource_name)
 
     def to_record(self, item: Any, body: Any) -> dict[str, Any]:
         record = dict(body) if isinstance(body, Mapping) else {"response": body}

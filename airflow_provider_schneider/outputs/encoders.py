@@ -50,6 +50,12 @@ class DataFixes:
         return {"lone_surrogates": self.lone_surrogates, "non_finite_numbers": self.non_finite_numbers}
 
 
+def strict_json(value: Any) -> str:
+    """``value`` as compact strict JSON text; ``ValueError`` on ``NaN``/``Infinity`` (surrogates pass: the
+    caller checks the text)."""
+    return _STRICT.encode(value)
+
+
 def encode_record(record: Any, fixes: DataFixes | None = None) -> bytes:
     """One JSON Lines line: compact, UTF-8, keys in the order the API sent them; strict JSON (repairs counted
     into ``fixes`` when given)."""

@@ -20,8 +20,13 @@ def check_output_options(
     max_records_per_file: Any = None,
     max_bytes_per_file: Any = None,
     csv_escape_formulas: Any = False,
+    output_layout: Any = "default",
 ) -> None:
     """Raise ``ValueError`` naming the argument when a combination cannot be written."""
+    from airflow_provider_schneider.outputs.declared import LAYOUTS
+
+    if output_layout not in LAYOUTS:
+        raise ValueError(f"output_layout must be one of {', '.join(LAYOUTS)}, got {output_layout!r}")
     if not isinstance(csv_escape_formulas, bool):
         raise ValueError(f"csv_escape_formulas must be True or False, got {csv_escape_formulas!r}")
     if csv_escape_formulas and output_format != "csv":

@@ -40,6 +40,8 @@ def arrow_type(kind: Kind) -> Any:
         return pa.int64()
     if kind.name == "float":
         return pa.float64()
+    if kind.name == "date":
+        return pa.date32()
     if kind.name == "list":
         assert kind.item is not None
         return pa.list_(arrow_type(kind.item))

@@ -36,7 +36,8 @@ OVERFLOW_COLUMN = "_overflow"
 
 @dataclass
 class Kind:
-    """``name``: null, bool, int, float, string, list, struct, or json (conflicting types)."""
+    """``name``: null, bool, int, float, string, list, struct, or json (conflicting types); ``date`` only when
+    declared (:mod:`.declared`)."""
 
     name: str = "null"
     item: Kind | None = None
@@ -189,6 +190,8 @@ def conform(value: Any, kind: Kind) -> Any:
         return json_text(value)
     if kind.name == "float":
         return float(value)
+    if kind.name == "date":  # declared dates arrive checked as ISO text (outputs.contract)
+        return _date(value)
     if kind.name in ("string", "null"):
         return value if isinstance(value, str) else str(value)
     if kind.name == "list":
@@ -197,6 +200,12 @@ def conform(value: Any, kind: Kind) -> Any:
     if kind.name == "struct":
         return {name: conform(value.get(name), sub) for name, sub in kind.fields.items()}
     return value
+
+
+def _date(text: str) -> Any:
+    import datetime as dt
+
+    return dt.date.fromisoformat(text)
 
 
 def json_text(value: Any) -> str:

@@ -17,6 +17,8 @@ from typing import Any
 
 from airflow_provider_schneider.exceptions import SchneiderStorageError
 from airflow_provider_schneider.outputs import commit, ownership, storage
+from airflow_provider_schneider.outputs.contract import Conformer
+from airflow_provider_schneider.outputs.declared import EXTRA_COLUMN, DatasetSchema
 from airflow_provider_schneider.outputs.encoders import (
     CountingHasher,
     CsvEncoder,
@@ -34,7 +36,9 @@ class OutputSpec:
     """Where and how to write. ``max_records_per_file``/``max_bytes_per_file`` split the output into
     parts (``uri`` is then a folder); a part ends once it holds that many records or stored bytes.
     ``csv_escape_formulas`` (CSV only): a string cell or header name starting with ``= + - @``, tab or
-    carriage return gets a leading ``'`` (OWASP's CSV-injection rule)."""
+    carriage return gets a leading ``'`` (OWASP's CSV-injection rule). ``layout="hive"``: ``uri`` is a
+    partition folder of part files. ``schema``: the declared columns every file gets (:mod:`.declared`);
+    ``None`` infers them from this pull's records."""
 
     uri: str
     output_format: str = "jsonl"
@@ -43,6 +47,8 @@ class OutputSpec:
     max_bytes_per_file: int | None = None
     storage_conn_id: str | None = None
     csv_escape_formulas: bool = False
+    layout: str = "default"
+    schema: DatasetSchema | None = None
 
     def __post_init__(self) -> None:
         check_output_options(
@@ -51,11 +57,13 @@ class OutputSpec:
             self.max_records_per_file,
             self.max_bytes_per_file,
             self.csv_escape_formulas,
+            self.layout,
         )
 
     @property
     def split(self) -> bool:
-        return self.max_records_per_file is not None or self.max_bytes_per_file is not None
+        """A folder of part files: a size bound, or a hive partition (``…/dt=…/part-00000.parquet``)."""
+        return self.max_records_per_file is not None or self.max_bytes_per_file is not None or self.layout == "hive"
 
     @property
     def extension(self) -> str:
@@ -91,9 +99,17 @@ def part_name(index: int, extension: str) -> str:
 
 class RecordWriter:
     """``where`` names the output in errors (``"pull_orders: output_path"``); ``task_try`` tags temporaries
-    with the task instance and try, so a retry on any host removes those of the tries before it."""
+    with the task instance and try, so a retry on any host removes those of the tries before it; ``task``
+    starts a schema contract's error."""
 
-    def __init__(self, spec: OutputSpec, *, where: str = "output", task_try: storage.TaskTry | None = None):
+    def __init__(
+        self,
+        spec: OutputSpec,
+        *,
+        where: str = "output",
+        task_try: storage.TaskTry | None = None,
+        task: str | None = None,
+    ):
         self.spec = spec
         self.where = where
         self.target = storage.to_storage_path(spec.target_uri(), spec.storage_conn_id, where=where)
@@ -110,6 +126,9 @@ class RecordWriter:
         self._raw: Any = None
         self._part_path: Any = None
         self._part_records = 0
+        jsonl = spec.output_format == "jsonl"
+        self._conformer = Conformer(spec.schema, task or where, keys_kept=jsonl) if spec.schema is not None else None
+        self._declared: Callable[[CountingHasher], PartEncoder] | None = None
 
     # -- records in -----------------------------------------------------------------------------------------
 
@@ -126,13 +145,20 @@ class RecordWriter:
             self._staging = self.tag.temporary(self.target)
             if self.spec.split:
                 self._staging.mkdir(parents=True, exist_ok=True)
-        if self.spec.output_format != "jsonl":
+        if self._conformer is not None:
+            self._declared = self._declared_format()
+        elif self.spec.output_format != "jsonl":
             self._spool = RecordSpool()
         return self
 
     def write(self, record: Any) -> None:
         self.records += 1
-        if self._spool is not None:
+        conformer = self._conformer
+        if conformer is not None:
+            assert self._declared is not None
+            row = conformer.jsonl_record(record) if self.spec.output_format == "jsonl" else conformer.row(record)
+            self._encode(row, self._declared)
+        elif self._spool is not None:
             self._spool.write(record)
         else:
             self._encode(record, self._jsonl)
@@ -188,7 +214,7 @@ class RecordWriter:
         self._encoder = self._counter = self._raw = None
 
     def _finish(self) -> None:
-        make: Callable[[CountingHasher], PartEncoder] = self._jsonl
+        make: Callable[[CountingHasher], PartEncoder] = self._declared or self._jsonl
         if self._spool is not None:
             make = self._format_from_spool()
             for record in self._spool:
@@ -224,6 +250,24 @@ class RecordWriter:
         return lambda stream: ParquetEncoder(
             stream, compression, kinds, overflow=overflow, row_group_records=rows_per_group
         )
+
+    def _declared_format(self) -> Callable[[CountingHasher], PartEncoder]:
+        """Encoders of the declared columns: known before the first record, so no spool pass."""
+        schema = self.spec.schema
+        assert schema is not None
+        self.columns = schema.describe()
+        compression = self.spec.compression
+        if self.spec.output_format == "jsonl":
+            return self._jsonl
+        if self.spec.output_format == "csv":
+            names, escape = list(self.columns), self.spec.csv_escape_formulas
+            return lambda stream: CsvEncoder(stream, compression, names, escape_formulas=escape)
+        from airflow_provider_schneider.outputs.parquet import ROW_GROUP_RECORDS, ParquetEncoder
+        from airflow_provider_schneider.outputs.schema import Kind
+
+        kinds = {**schema.columns, EXTRA_COLUMN: Kind("string")}  # the conformer writes it as JSON text
+        rows_per_group = min(self.spec.max_records_per_file or ROW_GROUP_RECORDS, ROW_GROUP_RECORDS)
+        return lambda stream: ParquetEncoder(stream, compression, kinds, row_group_records=rows_per_group)
 
     def _set_marker(self) -> str:
         """What the committed folder says about itself: its parts, so a later commit replaces only those."""
@@ -284,6 +328,19 @@ class RecordWriter:
         if self._spool is not None:
             fixes.add(self._spool.fixes)
             schema = self._spool.schema
+        conformer = self._conformer
+        if conformer is not None:
+            fixes.add(conformer.fixes)
+            assert self.spec.schema is not None
+            manifest["schema"] = {"mode": "declared", **self.spec.schema.as_dict()}
+            manifest["schema_changes"] = conformer.changes()
+            omitted = conformer.omitted_changes()
+            if omitted:  # fields named by data: the list is bounded, the rest counted
+                manifest["schema_changes_omitted"] = omitted
+            if conformer.discarded:
+                manifest["values_discarded"] = conformer.discarded
+        else:
+            manifest["schema"] = {"mode": "inferred"}
         if fixes:  # values repaired into valid UTF-8 and strict JSON (docs/outputs.md, "Encodings")
             manifest["data_fixes"] = fixes.as_dict()
         if schema is not None and schema.overflow_column is not None:  # more names than MAX_COLUMNS: folded

@@ -45,6 +45,23 @@ def interval_key(context: Mapping[str, Any]) -> str:
     return f"{readable}-{_hashed(run_id)}"
 
 
+def partition_key(key: str, context: Mapping[str, Any]) -> str:
+    """The hive partition of an output named ``key`` (an :func:`interval_key`, or an operator's own range of
+    the same shape): ``dt=YYYY-MM-DD`` when it covers exactly that UTC day; another range adds
+    ``interval=<key>`` under the day it starts, a run without an interval ``run=<key>`` under its logical day,
+    so two outputs of one day never share (and replace) a partition."""
+    import datetime as dt
+
+    try:
+        start, end = (dt.datetime.strptime(side, "%Y%m%dT%H%M%S") for side in key.split("__"))
+    except ValueError:
+        moment = context.get("logical_date") or context.get("run_after") or dt.datetime.now(dt.timezone.utc)
+        return f"dt={moment:%Y-%m-%d}/run={key}"
+    day = f"dt={start:%Y-%m-%d}"
+    whole_day = start.time() == dt.time(0) and end - start == dt.timedelta(days=1)
+    return day if whole_day else f"{day}/interval={key}"
+
+
 def task_key(context: Mapping[str, Any]) -> str:
     """A short hash of the task instance (dag, run, task, map index): the same for all its tries."""
     ti = context.get("ti")

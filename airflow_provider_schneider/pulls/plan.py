@@ -130,4 +130,7 @@ class PullResult:
             "output_uri": self.manifest.get("uri"),
             "records": self.manifest.get("records"),
             "bytes": self.manifest.get("bytes"),
+            "columns": self.manifest.get("columns"),
+            "schema": self.manifest.get("schema"),
+            "schema_changes": self.manifest.get("schema_changes"),
         }

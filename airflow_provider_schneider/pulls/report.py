@@ -108,3 +108,36 @@ def log_repairs(log: Any, manifest: Mapping[str, Any]) -> None:
             folded,
             manifest.get("overflow_column"),
         )
+
+
+#: Changes named in the schema line (the manifest lists them all).
+SHOWN_CHANGES = 5
+
+
+def log_schema_changes(log: Any, manifest: Mapping[str, Any]) -> None:
+    """One line when the records differed from the declared schema: WARNING when a value did not fit its
+    declared type or anything was discarded; INFO when nothing was lost (conversions, undeclared fields kept,
+    which a thin declaration such as Order Status's meets on every pull)."""
+    changes = manifest.get("schema_changes") or []
+    if not changes:
+        return
+    schema = manifest.get("schema") or {}
+    shown = "; ".join(_change_text(change) for change in changes[:SHOWN_CHANGES])
+    more = f"; and {len(changes) - SHOWN_CHANGES} more" if len(changes) > SHOWN_CHANGES else ""
+    lossy = any(change.get("change") == "type_mismatch" or change.get("action") == "discarded" for change in changes)
+    level = log.warning if lossy else log.info
+    level(
+        "The records differ from the declared schema %s (schema_contract=%r): %s%s (manifest: schema_changes)",
+        schema.get("version"),
+        schema.get("contract"),
+        shown,
+        more,
+    )
+
+
+def _change_text(change: Mapping[str, Any]) -> str:
+    declared = f" declared {change['declared']}," if change.get("declared") else ""
+    return (
+        f"{change['field']} {change['change']}:{declared} sent {change['seen']} in {change['records']:,} "
+        f"records, {change['action']}"
+    )

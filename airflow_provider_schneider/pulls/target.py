@@ -22,10 +22,12 @@ from airflow_provider_schneider.pulls.naming import (
     map_index_of,
     mapped_arguments,
     mapped_segments,
+    partition_key,
     templated_arguments,
 )
 
 if TYPE_CHECKING:
+    from airflow_provider_schneider.outputs.declared import DatasetSchema
     from airflow_provider_schneider.outputs.writer import OutputSpec
 
 OUTPUT_BASE_ENV = "AIRFLOW_PROVIDER_SCHNEIDER_OUTPUT_BASE"
@@ -38,12 +40,29 @@ def checked_output_options(
     max_records: Any,
     max_bytes: Any,
     csv_escape_formulas: Any = False,
+    output_layout: Any = "default",
 ) -> None:
     """The operator's output arguments, checked when the DAG is parsed (the error names the task)."""
     try:
-        check_output_options(output_format, compression, max_records, max_bytes, csv_escape_formulas)
+        check_output_options(output_format, compression, max_records, max_bytes, csv_escape_formulas, output_layout)
     except ValueError as exc:
         raise SchneiderConfigError(f"{task_id}: {exc}") from None
+
+
+def checked_dataset_schema(
+    task_id: str, resource: Any, hints: Mapping[str, Any] | None, contract: Any
+) -> DatasetSchema | None:
+    """The declared schema a task writes (its resource's, with the DAG author's ``schema_hints``), checked when
+    the DAG is parsed; ``None``: nothing declared, columns inferred per pull."""
+    from airflow_provider_schneider.outputs.declared import dataset_schema
+
+    declared = getattr(resource, "record_schema", None)
+    try:
+        return dataset_schema(
+            getattr(resource, "name", None), declared, getattr(resource, "schema_version", 1), hints, contract, task_id
+        )
+    except ValueError as exc:
+        raise SchneiderConfigError(str(exc)) from None
 
 
 def default_output_base() -> str:
@@ -88,6 +107,8 @@ def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
         task.max_bytes_per_file,
         task.storage_conn_id,
         csv_escape_formulas=task.csv_escape_formulas,
+        layout=task.output_layout,
+        schema=task.dataset_schema,
     )
     map_index = map_index_of(context)
     arguments: dict[str, Any] = {}
@@ -101,6 +122,8 @@ def output_spec(task: Any, context: Mapping[str, Any], key: str) -> OutputSpec:
             segments = [f"map_{map_index}"]
     arguments.update(templated_arguments(task))
     segments += mapped_segments(arguments) if arguments else []
+    if how.layout == "hive":  # a partition folder per interval: .../dt=2026-01-05/[country=FR/]part-00000...
+        key = partition_key(key, context)
     name = "/".join([key, *segments]) + ("" if how.split else how.extension)
     base = str(task.output_base or default_output_base()).rstrip("/")
     if task.output_base:

@@ -178,7 +178,9 @@ def test_outlet_event_extra_is_the_small_manifest_and_never_the_query(emulator, 
         "since": "2026-11-04",
         "until": "2026-11-05",
         "change_type": "all",
+        "schema": {"mode": "declared", **manifest["schema"]},
     }
+    assert manifest["schema"]["version"] == "product_catalog/v1" and len(manifest["schema"]["fingerprint"]) == 16
     assert list(read_jsonl(extra["uri"])) == data.catalog_changes(SEED, dt.date(2026, 11, 4), 500)
     text = json.dumps(extra)
     assert "demo-api-key" not in text and "apikey" not in text and "supplierid" not in text

@@ -58,6 +58,63 @@ def test_order_status_facets_name_the_endpoint_read_and_the_file_written(emulato
     assert lineage.run_facets == {} and lineage.job_facets == {}
 
 
+def test_the_schema_facet_lists_the_declared_columns_and_this_pulls_changes(emulator, schneider_conn, tmp_path):
+    """A drifting day (a new nested sub-field, a value that fits no type) in Parquet, then JSON Lines."""
+    emulator.configure(orders_per_country=40, drift="daily", today="2026-11-08")  # unfit_value: "n/a" amounts
+    op = SchneiderOrderStatusOperator(
+        task_id="orders",
+        country="FR",
+        output_path=f"file://{tmp_path}/o.parquet",
+        output_format="parquet",
+        schema_hints={"totalAmount": "double", "delivery": "struct<mode: string>"},
+    )
+    manifest = op.execute(context())
+    [output] = op.get_openlineage_facets_on_complete(None).outputs
+    fields = {f.name: f for f in output.facets["schema"].fields}
+    assert (
+        list(fields)
+        == [*manifest["columns"]]
+        == [
+            "orderNumber",
+            "orderStatus",
+            "purchaserId",
+            "totalAmount",
+            "delivery",
+            "_extra",
+        ]
+    )
+    assert fields["delivery"].type == "struct<mode: string>"
+    version = manifest["schema"]["version"]
+    assert fields["orderNumber"].description == f"schema {version}"
+    assert fields["totalAmount"].description == (
+        f"schema {version}; type_mismatch: declared double, sent string in 10 records, kept_in_extra"
+    )
+    assert "delivery.days new_field: sent bigint in 40 records, kept_in_extra" in fields["delivery"].description
+    undeclared = {f.name: f.type for f in fields["_extra"].fields}
+    assert undeclared == {
+        "country": "string",
+        "currency": "string",
+        "customerPurchaseOrder": "string",
+        "numberOfLines": "bigint",
+        "orderDate": "string",
+    }
+
+    jsonl = SchneiderOrderStatusOperator(task_id="orders", country="FR", output_path=f"file://{tmp_path}/o.jsonl")
+    jsonl.execute(context())
+    [output] = jsonl.get_openlineage_facets_on_complete(None).outputs
+    described = [(f.name, f.type, f.description) for f in output.facets["schema"].fields]
+    assert described[:4] == [
+        ("orderNumber", "string", "schema order_status/v1"),
+        ("orderStatus", "string", "schema order_status/v1"),
+        ("purchaserId", "string", "schema order_status/v1"),
+        ("_extra", "json", "schema order_status/v1"),
+    ]
+    # An undeclared field sent with two JSON types: each is listed, with the records that had it.
+    assert ("totalAmount", "double", "new_field: sent double in 30 records, kept_as_key") in described
+    assert ("totalAmount", "string", "new_field: sent string in 10 records, kept_as_key") in described
+    assert ("orderDate", "string", "new_field: sent string in 40 records, kept_as_key") in described
+
+
 def test_fan_out_and_catalog_facets(emulator, schneider_conn, tmp_path):
     emulator.configure(today="2026-11-20")
     refs = [data.product_reference(i) for i in (1, 2, 7)]  # "/" and "\\" inside: one dataset, not one per product
@@ -142,6 +199,13 @@ def test_openlineage_listener_emits_the_facets_in_a_real_dag_run(emulator, run_d
     assert (output["namespace"], output["name"]) == ("file", str(local(uri)))
     assert output["outputFacets"]["outputStatistics"]["rowCount"] == 321
     assert output["outputFacets"]["outputStatistics"]["size"] == local(uri).stat().st_size
+    declared = [(f["name"], f["type"]) for f in output["facets"]["schema"]["fields"]][:4]
+    assert declared == [
+        ("orderNumber", "string"),
+        ("orderStatus", "string"),
+        ("purchaserId", "string"),
+        ("_extra", "json"),
+    ]
     text = events_file.read_text()
     assert "demo-secret" not in text and "demo-api-key" not in text  # no secret in any lineage event
 

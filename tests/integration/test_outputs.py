@@ -23,7 +23,7 @@ from airflow_provider_schneider.operators import SchneiderOrderStatusOperator, S
 from airflow_provider_schneider.outputs.ownership import SET_MARKER
 from airflow_provider_schneider.outputs.writer import OutputSpec, RecordWriter
 from airflow_provider_schneider.sinks import part_uris, read_csv, read_jsonl
-from tests.support.operators import context, local, partials, sha256
+from tests.support.operators import ORDER_HINTS, PRODUCT_HINTS, context, local, partials, sha256, without_extra
 
 SEED = 42
 IDS = {"supplier_id": "SE-FR-0001", "customer_id": "0012345678"}
@@ -64,24 +64,48 @@ def test_jsonl_csv_and_parquet_hold_exactly_the_records(emulator, schneider_conn
     ]
 
     for compression in (None, "gzip"):
-        manifest = pull(tmp_path, "o.csv", output_format="csv", compression=compression)
+        manifest = pull(tmp_path, "o.csv", output_format="csv", compression=compression, schema_hints=ORDER_HINTS)
         assert manifest["format"] == ("csv.gz" if compression else "csv") and manifest["records"] == 250
         raw = local(manifest["uri"]).read_bytes()
         text = (gzip.decompress(raw) if compression else raw).decode()
-        assert text.startswith(",".join(expected[0]) + "\r\n")  # header: the union of fields, first-seen order
+        assert text.startswith(",".join(manifest["columns"]) + "\r\n")  # header: the declared columns, _extra last
+        assert list(manifest["columns"])[:3] == ["orderNumber", "orderStatus", "purchaserId"]
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
-        assert rows == [{k: csv_text(v) for k, v in record.items()} for record in expected]
+        assert without_extra(rows) == [{k: csv_text(v) for k, v in record.items()} for record in expected]
         assert list(read_csv(manifest["uri"])) == rows
 
     for compression, codec in ((None, "SNAPPY"), ("zstd", "ZSTD")):
-        manifest = pull(tmp_path, f"o-{compression}.parquet", output_format="parquet", compression=compression)
+        manifest = pull(
+            tmp_path,
+            f"o-{compression}.parquet",
+            output_format="parquet",
+            compression=compression,
+            schema_hints=ORDER_HINTS,
+        )
         path = local(manifest["uri"])
         assert manifest["format"] == "parquet" and manifest["compression"] == (compression or "snappy")
-        assert pq.read_table(path).to_pylist() == expected  # numbers stay numbers, strings stay strings
+        # numbers stay numbers, strings stay strings
+        assert without_extra(pq.read_table(path).to_pylist()) == expected
         metadata = pq.ParquetFile(path).metadata
         assert metadata.row_group(0).column(0).compression == codec
-        assert manifest["columns"]["totalAmount"] == "float" and manifest["columns"]["orderNumber"] == "string"
+        assert manifest["columns"]["totalAmount"] == "double" and manifest["columns"]["orderNumber"] == "string"
+        assert manifest["schema"]["mode"] == "declared" and manifest["schema_changes"] == []
     assert partials(tmp_path) == []
+
+
+def test_an_endpoint_without_a_declared_schema_infers_its_columns(emulator, schneider_conn, tmp_path):
+    emulator.configure(orders_per_country=250)
+    manifest = pull(
+        tmp_path,
+        "o.parquet",
+        output_format="parquet",
+        endpoint="/v1/supply-chain/partner-order-status/orders/FR",
+        records_field="orderList",
+        paginate=True,
+    )
+    assert manifest["schema"] == {"mode": "inferred"} and "schema_changes" not in manifest
+    assert pq.read_table(local(manifest["uri"])).to_pylist() == orders(250)
+    assert manifest["columns"]["totalAmount"] == "float"
 
 
 def test_parquet_keeps_nested_objects_as_nested_columns(emulator, schneider_conn, tmp_path):
@@ -92,11 +116,13 @@ def test_parquet_keeps_nested_objects_as_nested_columns(emulator, schneider_conn
         product_references=[data.product_reference(i) for i in range(30)],
         output_format="parquet",
         output_path=f"file://{tmp_path}/catalog.parquet",
+        schema_hints=PRODUCT_HINTS,
     )
     manifest = op.execute(context())
     table = pq.read_table(local(manifest["uri"]))
     expected = [data.product_detail(SEED, i) for i in range(30)]
-    assert table.to_pylist() == expected
+    assert without_extra(table.to_pylist()) == expected
+    assert str(table.schema.field("weight").type) == "struct<value: double, unit: string>"
     assert str(table.schema.field("identifiers").type) == "struct<commercialReference: string, gtin: string>"
     assert str(table.schema.field("weight").type) == "struct<value: double, unit: string>"
 
@@ -190,7 +216,7 @@ def test_part_files_split_at_the_bound_and_a_rerun_replaces_the_whole_set(
 ):
     emulator.configure(orders_per_country=250)
     expected = orders(250)
-    manifest = pull(tmp_path, "set/", output_format=output_format, max_records_per_file=60)
+    manifest = pull(tmp_path, "set/", output_format=output_format, max_records_per_file=60, schema_hints=ORDER_HINTS)
     folder = local(manifest["uri"])
     ext = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}[output_format]
     assert [p["records"] for p in manifest["parts"]] == [60, 60, 60, 60, 10]
@@ -203,7 +229,7 @@ def test_part_files_split_at_the_bound_and_a_rerun_replaces_the_whole_set(
 
     # A rerun with fewer, bigger parts: the set is replaced whole, no part of the longer run survives.
     emulator.configure(orders_per_country=130)
-    again = pull(tmp_path, "set/", output_format=output_format, max_records_per_file=100)
+    again = pull(tmp_path, "set/", output_format=output_format, max_records_per_file=100, schema_hints=ORDER_HINTS)
     assert again["uri"] == manifest["uri"] and [p["records"] for p in again["parts"]] == [100, 30]
     assert sorted(p.name for p in folder.iterdir()) == [SET_MARKER, *(f"part-{i:05d}{ext}" for i in range(2))]
     assert read_all(again, output_format) == orders(130)
@@ -220,7 +246,7 @@ def read_all(manifest: dict, output_format: str) -> list[dict]:
         else:  # CSV holds text: give numbers back their JSON type for the comparison
             numbers = ("totalAmount", "numberOfLines")
             records += [{k: json.loads(v) if k in numbers else v for k, v in row.items()} for row in read_csv(uri)]
-    return records
+    return without_extra(records) if output_format != "jsonl" else records
 
 
 def test_byte_bound_splits_gzip_parts_on_stored_bytes(emulator, schneider_conn, tmp_path):

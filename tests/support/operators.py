@@ -14,7 +14,33 @@ from urllib.parse import urlsplit
 
 import pendulum
 
+from airflow_provider_schneider.emulator.order_data import UNDECLARED_ORDER_FIELDS
 from tests.support.dagrun import DagRunResult
+
+#: The emulator's order fields beyond the ones Order Status declares (a DAG declares them with schema_hints):
+#: with these, a CSV or Parquet pull holds each order exactly, and ``_extra`` is null.
+ORDER_HINTS = UNDECLARED_ORDER_FIELDS
+#: The same for the emulator's catalog items (detail mode).
+PRODUCT_HINTS = {
+    "description": "string",
+    "status": "string",
+    "brand": "string",
+    "range": "string",
+    "longDescription": "string",
+    "etimClass": "string",
+    "countryOfOrigin": "string",
+    "weight": "struct<value: double, unit: string>",
+    "packagingQuantity": "bigint",
+    "unitOfMeasure": "string",
+}
+
+
+def without_extra(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of a declared dataset whose ``_extra`` is null, without it (the records as the API sent them)."""
+    assert all(row.get("_extra") in (None, "") for row in rows), [row["_extra"] for row in rows if row.get("_extra")][
+        :3
+    ]
+    return [{k: v for k, v in row.items() if k != "_extra"} for row in rows]
 
 
 def context(
