@@ -74,6 +74,9 @@ class Conformer:
         self._tally: dict[tuple[str, str, str, str], int] = {}
         self._counted: set[tuple[str, str, str, str]] = set()  # differences already counted for this record
         self._untracked = 0  # occurrences of differences past MAX_TRACKED_CHANGES
+        self._top_level: set[tuple[str, str, str, str]] = (
+            set()
+        )  # undeclared top-level fields (their names may hold dots)
 
     # -- records --------------------------------------------------------------------------------------------
 
@@ -154,7 +157,8 @@ class Conformer:
         key = (name, "new_field", "", seen_type(value))
         if self.contract == "freeze":
             self._note(*key)
-        self._count(key)
+        if self._count(key):
+            self._top_level.add(key)
         if self.contract == "discard_value":
             self.discarded += 1
             return False
@@ -267,7 +271,8 @@ class Conformer:
             self._counted.add(key)
             self._count(key)
 
-    def _count(self, key: tuple[str, str, str, str]) -> None:
+    def _count(self, key: tuple[str, str, str, str]) -> bool:
+        """Count one occurrence of ``key``; whether it is tracked (listed)."""
         tally = self._tally
         if key in tally:
             tally[key] += 1
@@ -275,6 +280,8 @@ class Conformer:
             tally[key] = 1
         else:
             self._untracked += 1
+            return False
+        return True
 
     def _freeze_message(self, path: str, change: str, declared: str, seen: str) -> str:
         what = (
@@ -303,14 +310,15 @@ class Conformer:
         action = {"evolve": "kept_in_extra", "discard_value": "discarded", "freeze": "failed"}[self.contract]
         listed = []
         ranked = sorted(self._tally.items(), key=lambda item: (-item[1], item[0]))[:MAX_LISTED_CHANGES]
-        for (path, change, declared, seen), records in sorted(ranked):
+        for key, records in sorted(ranked):
+            path, change, declared, seen = key
             entry: dict[str, Any] = {"field": path, "change": change}
             if declared:
                 entry["declared"] = declared
             entry["seen"] = seen
             entry["records"] = records
             entry["action"] = "converted" if change == "converted" else action
-            if action == "kept_in_extra" and self.keys_kept and change == "new_field" and path == path.split(".")[0]:
+            if action == "kept_in_extra" and self.keys_kept and key in self._top_level:
                 entry["action"] = "kept_as_key"  # JSON Lines: a top-level field needs no column
             listed.append(entry)
         if self.records:

@@ -117,7 +117,10 @@ def parse_type(declared: Any) -> Kind:
     if not isinstance(declared, str):
         raise ValueError(f"a type is a text such as 'string' or 'list<double>', got {type(declared).__name__}")
     parser = _Parser(declared)
-    kind = parser.kind()
+    try:
+        kind = parser.kind()
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     parser.done()
     return kind
 

@@ -52,6 +52,7 @@ def test_a_mapping_is_a_struct():
         ({"qty": 3}, "a type is a text"),
         ({"_extra": "string"}, "'_extra' is the column of undeclared fields"),
         ({}, "non-empty mapping"),
+        ({"qty": "list<" * 5000 + "double" + ">" * 5000}, "nested too deeply"),
     ],
 )
 def test_a_declared_schema_that_does_not_parse_names_task_and_field(hints, said):
@@ -123,9 +124,12 @@ def test_evolve_keeps_what_does_not_fit_in_extra():
 
 
 def test_json_lines_keep_undeclared_fields_as_keys():
-    conformer = Conformer(schema(id="string", qty="double"), "pull")
-    record = conformer.jsonl_record({"promo": "X", "id": 7})
-    assert record == {"promo": "X", "id": "7"} and list(record) == ["promo", "id"]  # the API's keys and order
+    conformer = Conformer(schema(id="string", qty="double"), "pull", keys_kept=True)
+    record = conformer.jsonl_record({"promo": "X", "id": 7, "developer.email": "a@b"})
+    assert record == {"promo": "X", "id": "7", "developer.email": "a@b"}
+    assert list(record) == ["promo", "id", "developer.email"]  # the API's keys and order
+    actions = {change["field"]: change["action"] for change in conformer.changes()}
+    assert actions == {"promo": "kept_as_key", "developer.email": "kept_as_key", "id": "converted", "qty": "null"}
     assert conformer.jsonl_record({"qty": "n/a", "_extra": 1}) == {"qty": None, "_extra": {"qty": "n/a", "_extra": 1}}
 
 
