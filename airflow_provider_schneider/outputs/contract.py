@@ -27,11 +27,9 @@ from typing import Any
 
 from airflow_provider_schneider.exceptions import SchneiderSchemaError
 from airflow_provider_schneider.outputs.declared import EXTRA_COLUMN, DatasetSchema, type_text
-from airflow_provider_schneider.outputs.encoders import DataFixes, repaired, strict_json
-from airflow_provider_schneider.outputs.schema import Kind, json_text, kind_of
+from airflow_provider_schneider.outputs.encoders import DataFixes, has_surrogate, repaired, repaired_text, strict_json
+from airflow_provider_schneider.outputs.schema import INT64_LIMIT, Kind, json_text, kind_of
 
-_INT64 = 1 << 63
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
 _INTEGER = re.compile(r"^\s*[-+]?\d+\s*$")
@@ -52,7 +50,7 @@ def seen_type(value: Any) -> str:
     scalar = _SCALAR_TYPES.get(type(value))
     if scalar is not None:
         return scalar
-    if type(value) is int and -_INT64 <= value < _INT64:
+    if type(value) is int and -INT64_LIMIT <= value < INT64_LIMIT:
         return "bigint"
     return type_text(kind_of(value))
 
@@ -74,9 +72,8 @@ class Conformer:
         self._tally: dict[tuple[str, str, str, str], int] = {}
         self._counted: set[tuple[str, str, str, str]] = set()  # differences already counted for this record
         self._untracked = 0  # occurrences of differences past MAX_TRACKED_CHANGES
-        self._top_level: set[tuple[str, str, str, str]] = (
-            set()
-        )  # undeclared top-level fields (their names may hold dots)
+        #: Tallied undeclared top-level fields (a name may hold dots, so the path cannot tell).
+        self._top_level: set[tuple[str, str, str, str]] = set()
 
     # -- records --------------------------------------------------------------------------------------------
 
@@ -98,7 +95,7 @@ class Conformer:
             text = strict_json(value)
         except ValueError:  # NaN or Infinity somewhere
             return json_text(repaired(value, self.fixes))
-        if not text.isascii() and _SURROGATE.search(text):
+        if has_surrogate(text):
             return json_text(repaired(value, self.fixes))
         return text
 
@@ -175,7 +172,7 @@ class Conformer:
         how = _FITS
         if name == "string":
             if isinstance(value, str):
-                return self._text(value), _FITS
+                return repaired_text(value, self.fixes), _FITS
             if isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value):
                 fitted, how = str(value), _CONVERTED
             else:
@@ -193,11 +190,11 @@ class Conformer:
             else:
                 how = _MISFIT
         elif name == "int":
-            if isinstance(value, int) and not isinstance(value, bool) and -_INT64 <= value < _INT64:
+            if isinstance(value, int) and not isinstance(value, bool) and -INT64_LIMIT <= value < INT64_LIMIT:
                 return value, _FITS
             if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
                 fitted, how = int(value), _CONVERTED
-            elif isinstance(value, str) and _INTEGER.match(value) and -_INT64 <= int(value) < _INT64:
+            elif isinstance(value, str) and _INTEGER.match(value) and -INT64_LIMIT <= int(value) < INT64_LIMIT:
                 fitted, how = int(value), _CONVERTED
             else:
                 how = _MISFIT
@@ -255,13 +252,6 @@ class Conformer:
         if self.contract == "discard_value":
             self.discarded += 1
         return None, _MISFIT
-
-    def _text(self, value: str) -> str:
-        if value.isascii():
-            return value
-        fixed, count = _SURROGATE.subn("\ufffd", value)
-        self.fixes.lone_surrogates += count
-        return fixed
 
     def _note(self, path: str, change: str, declared: str, seen: str) -> None:
         key = (path, change, declared, seen)

@@ -50,6 +50,11 @@ class DataFixes:
         return {"lone_surrogates": self.lone_surrogates, "non_finite_numbers": self.non_finite_numbers}
 
 
+def has_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a surrogate code point (which UTF-8 cannot encode)."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
 def strict_json(value: Any) -> str:
     """``value`` as compact strict JSON text; ``ValueError`` on ``NaN``/``Infinity`` (surrogates pass: the
     caller checks the text)."""
@@ -75,7 +80,7 @@ def repaired(value: Any, fixes: DataFixes) -> Any:
     """A copy of ``value`` that strict JSON and UTF-8 can hold: surrogate code points of strings and keys as
     U+FFFD, non-finite numbers as null, anything else as ``default=str`` writes it; counted into ``fixes``."""
     if isinstance(value, str):
-        return _text(value, fixes)
+        return repaired_text(value, fixes)
     if isinstance(value, float):
         if math.isfinite(value):
             return value
@@ -87,10 +92,13 @@ def repaired(value: Any, fixes: DataFixes) -> Any:
         return _object(value, fixes)
     if isinstance(value, (list, tuple)):
         return [repaired(item, fixes) for item in value]
-    return _text(str(value), fixes)
+    return repaired_text(str(value), fixes)
 
 
-def _text(text: str, fixes: DataFixes) -> str:
+def repaired_text(text: str, fixes: DataFixes) -> str:
+    """``text`` with each surrogate code point as U+FFFD, counted into ``fixes`` (ASCII text: as is)."""
+    if text.isascii():
+        return text
     fixed, count = _SURROGATE.subn("\ufffd", text)
     fixes.lone_surrogates += count
     return fixed
@@ -98,7 +106,7 @@ def _text(text: str, fixes: DataFixes) -> str:
 
 def _key(key: Any, fixes: DataFixes) -> Any:
     if isinstance(key, str):
-        return _text(key, fixes)
+        return repaired_text(key, fixes)
     if isinstance(key, float) and not math.isfinite(key):
         return json.dumps(key)  # a key is text in JSON: "NaN", never a value token
     return key

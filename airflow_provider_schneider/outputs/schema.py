@@ -20,7 +20,8 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
-_INT64 = 1 << 63
+#: JSON integers outside [-INT64_LIMIT, INT64_LIMIT) do not fit a Parquet int64.
+INT64_LIMIT = 1 << 63
 #: An object with more distinct keys than this over a pull is a map keyed by data (ids, dates), not a record
 #: shape: it becomes JSON text, so the schema (and memory) cannot grow with the data.
 MAX_STRUCT_FIELDS = 1_000
@@ -50,7 +51,7 @@ def kind_of(value: Any) -> Kind:
     if isinstance(value, bool):
         return Kind("bool")
     if isinstance(value, int):
-        return Kind("int") if -_INT64 <= value < _INT64 else Kind("json")
+        return Kind("int") if -INT64_LIMIT <= value < INT64_LIMIT else Kind("json")
     if isinstance(value, float):
         return Kind("float")
     if isinstance(value, str):
