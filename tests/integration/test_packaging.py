@@ -8,6 +8,7 @@ The build is isolated (``python -m build`` fetches ``setuptools>=77`` from the p
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -34,9 +35,14 @@ def run(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subp
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> tuple[Path, Path]:
-    """sdist and wheel, built as ``make dist`` builds them (the wheel from the sdist)."""
+    """sdist and wheel, built as ``make dist`` builds them (the wheel from the sdist). One build of the checkout
+    at a time: setuptools assembles the sdist in ``<checkout>/<name>-<version>/``, so two pytest workers
+    building at once remove each other's release tree (a CI run failed with "No such file or directory")."""
     out = tmp_path_factory.mktemp("dist")
-    run("-m", "build", "--outdir", str(out), str(REPO))
+    lock_path = tmp_path_factory.getbasetemp().parent / "sdist-build.lock"  # shared by the xdist workers
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run("-m", "build", "--outdir", str(out), str(REPO))
     sdists, wheels = sorted(out.glob("*.tar.gz")), sorted(out.glob("*.whl"))
     assert len(sdists) == 1 and len(wheels) == 1, sorted(p.name for p in out.iterdir())
     return sdists[0], wheels[0]
